@@ -1,0 +1,221 @@
+"""Typed configuration: one model loaded from ``conf/*.yaml`` with dotted overrides.
+
+Every weight, threshold, path and seed of Setlist lives here. Files are merged in
+order (later wins), then ``--set section.key=value`` overrides are applied; the
+result is validated and an unknown key or a wrong type raises :class:`ConfigError`
+naming the dotted key.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from setlist.errors import ConfigError
+
+DEFAULT_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkConfig(Section):
+    master: str = "local[2]"
+    app_name: str = "setlist"
+    shuffle_partitions: int = 8
+    driver_memory: str = "4g"
+    # Folder of Delta JARs fetched by scripts/setup.sh; when it holds no JARs the
+    # session falls back to resolving ``delta_packages`` with Spark's Ivy.
+    jars_dir: str = ".cache/jars"
+    delta_packages: str = "io.delta:delta-spark_4.2_2.13:4.4.0"
+    log_level: str = "WARN"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class PathsConfig(Section):
+    lake: str = "data/lake"
+    raw: str = "data/raw"
+    mlflow_tracking_uri: str = "sqlite:///data/mlflow.db"
+    mlflow_artifacts: str = "data/mlartifacts"
+    checkpoints: str = "data/checkpoints"
+    reports: str = "data/reports"
+
+
+class TablesConfig(Section):
+    listens: str = "listens"
+    quarantined_events: str = "quarantined_events"
+    ingest_audit: str = "ingest_audit"
+    interactions: str = "interactions"
+    candidates: str = "candidates"
+    ranked_recs: str = "ranked_recs"
+
+
+class EventsConfig(Section):
+    input_format: Literal["json", "csv", "parquet"] = "json"
+    reason_end_values: list[str] = Field(default_factory=lambda: [
+        "trackdone", "fwdbtn", "backbtn", "endplay", "logout", "remote",
+        "trackerror", "unexpected-exit", "unexpected-exit-while-paused", "clickrow",
+        "unknown"])
+    surfaces: list[str] = Field(default_factory=lambda: [
+        "home", "now_playing", "search", "library", "playlist", "radio"])
+    # A play may run slightly past the catalogue duration (crossfade, rounding).
+    ms_played_tolerance_ms: int = 5000
+    # Events of day D are ingested after D ends; anything stamped later than
+    # D + 1 day + late_arrival_hours cannot have been observed yet.
+    late_arrival_hours: int = 24
+    allow_empty_input: bool = False
+
+
+class GeneratorConfig(Section):
+    seed: int = 42
+    n_users: int = 2000
+    n_artists: int = 800
+    n_genres: int = 20
+    tracks_per_artist_mean: float = 8.0
+    start_date: str = "2026-11-01"
+    days: int = 7
+    # Mean sessions per user per day (activity is log-normal across users).
+    sessions_per_user_day: float = 1.2
+    activity_sigma: float = 1.0
+    session_length_mean: float = 12.0
+    track_popularity_zipf: float = 1.1
+    genre_concentration: float = 0.3
+    favourite_artists: int = 12
+    core_tracks: int = 40
+    # Share of plays that repeat a track from the user's heavy rotation (Benson 2016: 15-59 %).
+    repeat_share: float = 0.35
+    favourite_artist_share: float = 0.30
+    # Skips (REALISM.md): 48.6 % end early; within 5/10/30 s: 24/29/35 % of all plays.
+    skip_rate_target: float = 0.486
+    skip_within_5s: float = 0.24
+    skip_within_10s: float = 0.29
+    skip_within_30s: float = 0.35
+    first_track_skip: float = 0.38
+    plateau_skip: float = 0.53
+    off_taste_skip_boost: float = 0.25
+    save_rate: float = 0.025
+    skipped_flag_disagreement: float = 0.01
+    surface_mix: dict[str, float] = Field(default_factory=lambda: {
+        "home": 0.25, "now_playing": 0.15, "search": 0.10,
+        "library": 0.20, "playlist": 0.20, "radio": 0.10})
+    platform_mix: dict[str, float] = Field(default_factory=lambda: {"mobile": 0.7, "desktop": 0.3})
+    skip_reason_mix: dict[str, float] = Field(default_factory=lambda: {
+        "fwdbtn": 0.70, "backbtn": 0.08, "endplay": 0.10, "logout": 0.04,
+        "remote": 0.03, "trackerror": 0.02, "unexpected-exit": 0.03})
+    done_reason_mix: dict[str, float] = Field(default_factory=lambda: {
+        "trackdone": 0.95, "endplay": 0.03, "logout": 0.02})
+    track_duration_mean_s: float = 215.0
+    files_per_day: int = 2
+
+
+class RewardsConfig(Section):
+    listen_threshold_s: float = 30.0
+    listen_weight: float = 1.0
+    completion_weight: float = 0.5
+    skip_weight: float = -0.75
+    save_weight: float = 2.0
+    # Repeats add log1p-scaled credit: diminishing returns for heavy rotation.
+    repeat_weight: float = 1.0
+    half_life_days: float = 30.0
+    skip_reasons: list[str] = Field(default_factory=lambda: ["fwdbtn", "backbtn"])
+
+
+class RecommendConfig(Section):
+    top_n: int = 50
+    exclude_played: bool = True
+    popularity_window_days: int = 28
+
+
+class PublishConfig(Section):
+    top_n: int = 50
+    model_version: str = "popularity-baseline"
+
+
+class TrackingConfig(Section):
+    experiment_name: str = "setlist"
+    model_name: str = "setlist-ranker"
+    champion_alias: str = "champion"
+
+
+class SetlistConfig(Section):
+    spark: SparkConfig = SparkConfig()
+    paths: PathsConfig = PathsConfig()
+    tables: TablesConfig = TablesConfig()
+    events: EventsConfig = EventsConfig()
+    generator: GeneratorConfig = GeneratorConfig()
+    rewards: RewardsConfig = RewardsConfig()
+    recommend: RecommendConfig = RecommendConfig()
+    publish: PublishConfig = PublishConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(override: str) -> tuple[list[str], Any]:
+    """``"a.b=3"`` -> (["a", "b"], 3); the value is read as YAML (numbers, lists, bools)."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r}: expected dotted.key=value")
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {override!r}: empty part in key {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {key}: value {raw!r} is not valid YAML ({exc})") from exc
+    return parts, value
+
+
+def _apply_override(data: dict, parts: list[str], value: Any) -> None:
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {'.'.join(parts)}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown config key '{key}'")
+        else:
+            lines.append(f"config key '{key}': {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(lines)
+
+
+def load_config(files: list[str | Path] | None = None,
+                overrides: list[str] | None = None) -> SetlistConfig:
+    """Load ``conf/default.yaml`` (or ``files``), apply dotted overrides, validate."""
+    paths = [Path(f) for f in (files or [DEFAULT_CONF_DIR / "default.yaml"])]
+    data: dict = {}
+    for path in paths:
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+        data = _deep_merge(data, loaded)
+    for override in overrides or []:
+        _apply_override(data, *parse_override(override))
+    try:
+        return SetlistConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None

@@ -1,0 +1,109 @@
+"""Every Delta (and raw file) read and write of Setlist goes through here.
+
+Published tables are partitioned by ``ds`` and each step replaces exactly one
+day with ``replaceWhere`` in a single Delta commit: a rerun replaces that day,
+a crash before the commit leaves the previous version readable. Writes also
+carry Delta's idempotent-transaction options (``txnAppId``/``txnVersion``), so
+a retry of the same run (same ``run_id``) is not applied twice.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from setlist.config import SetlistConfig
+from setlist.errors import IngestError, LakeError
+
+PARTITION = "ds"
+
+
+def table_path(cfg: SetlistConfig, table: str) -> str:
+    return str(Path(cfg.paths.lake).absolute() / table)
+
+
+def table_exists(spark: SparkSession, cfg: SetlistConfig, table: str) -> bool:
+    return DeltaTable.isDeltaTable(spark, table_path(cfg, table))
+
+
+def read_table(spark: SparkSession, cfg: SetlistConfig, table: str,
+               ds: str | None = None) -> DataFrame:
+    """The Delta table (optionally one ``ds`` partition); LakeError if it does not exist."""
+    path = table_path(cfg, table)
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise LakeError(f"Delta table '{table}' does not exist at {path}; run the step that writes it first")
+    df = spark.read.format("delta").load(path)
+    return df.where(df[PARTITION] == ds) if ds is not None else df
+
+
+def read_table_or_empty(spark: SparkSession, cfg: SetlistConfig, table: str,
+                        schema: T.StructType) -> DataFrame:
+    if table_exists(spark, cfg, table):
+        return read_table(spark, cfg, table)
+    return spark.createDataFrame([], schema)
+
+
+def write_partition(df: DataFrame, cfg: SetlistConfig, table: str, ds: str,
+                    run_id: str) -> None:
+    """Replace partition ``ds`` of ``table`` with ``df`` in one Delta commit.
+
+    ``df`` must carry a ``ds`` column equal to ``ds`` on every row (Delta checks
+    the ``replaceWhere`` predicate and refuses the commit otherwise). Other days
+    are untouched. A second call with the same ``run_id`` is a no-op.
+    """
+    if PARTITION not in df.columns:
+        raise LakeError(f"writing '{table}': the frame has no '{PARTITION}' column")
+    (df.write.format("delta")
+       .mode("overwrite")
+       .option("replaceWhere", f"{PARTITION} = '{ds}'")
+       .option("txnAppId", f"setlist/{table}/{ds}/{run_id}")
+       .option("txnVersion", 0)
+       .option("userMetadata", f"run_id={run_id} ds={ds}")
+       .partitionBy(PARTITION)
+       .save(table_path(cfg, table)))
+
+
+def overwrite_table(df: DataFrame, cfg: SetlistConfig, table: str) -> None:
+    """Replace a whole, unpartitioned table in one commit (small reference tables)."""
+    (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+       .save(table_path(cfg, table)))
+
+
+def history(spark: SparkSession, cfg: SetlistConfig, table: str) -> DataFrame:
+    return DeltaTable.forPath(spark, table_path(cfg, table)).history()
+
+
+def raw_day_path(cfg: SetlistConfig, ds: str) -> Path:
+    return Path(cfg.paths.raw).absolute() / f"ds={ds}"
+
+
+def read_raw_events(spark: SparkSession, path: str | Path, fmt: str,
+                    string_schema: T.StructType, corrupt_column: str) -> DataFrame:
+    """Raw events of one file or folder, every field read as a string.
+
+    Malformed lines are kept (never dropped) with their text in ``corrupt_column``.
+    Raises IngestError naming the path when it is missing or holds no data files.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise IngestError(f"raw input {path} does not exist")
+    files = [p for p in ([path] if path.is_file() else path.rglob("*"))
+             if p.is_file() and not p.name.startswith((".", "_"))]
+    if not files:
+        raise IngestError(f"raw input {path} holds no data files")
+    source = str(path)
+    if fmt == "parquet":
+        try:
+            return spark.read.parquet(source)
+        except Exception as exc:  # Spark's AnalysisException names the bad file
+            raise IngestError(f"raw input {path} is not readable as Parquet: {exc}") from exc
+    schema = T.StructType(string_schema.fields + [T.StructField(corrupt_column, T.StringType())])
+    reader = (spark.read.schema(schema).option("mode", "PERMISSIVE")
+              .option("columnNameOfCorruptRecord", corrupt_column))
+    if fmt == "json":
+        return reader.json(source)
+    if fmt == "csv":
+        return reader.option("header", "true").option("enforceSchema", "false").csv(source)
+    raise IngestError(f"raw input {path}: unknown format {fmt!r} (expected json, csv or parquet)")
