@@ -23,3 +23,16 @@ if ! ls .cache/jars/delta-spark_*.jar >/dev/null 2>&1; then
     -DexcludeGroupIds=org.scala-lang,org.apache.hadoop,com.fasterxml.jackson.core,com.fasterxml.jackson.datatype,org.slf4j,org.apache.logging.log4j,org.apache.parquet,org.xerial.snappy,org.roaringbitmap,org.locationtech.jts,commons-logging,com.google.code.findbugs,javax.annotation,io.airlift,com.github.luben,commons-pool
 fi
 echo "setup: .venv ready ($(.venv/bin/python --version)), Delta JARs: $(ls .cache/jars | wc -l) in .cache/jars"
+
+# spark-submit does not apply the session builder's JAR settings (the JVM is already up),
+# so register Delta and this virtualenv's Python in the installed Spark's defaults.
+SPARK_HOME_DIR="$(.venv/bin/python -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')"
+mkdir -p "$SPARK_HOME_DIR/conf"
+{
+  echo "# written by setlist scripts/setup.sh"
+  echo "spark.jars $(ls "$PWD"/.cache/jars/*.jar | paste -sd, -)"
+  echo "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension"
+  echo "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog"
+  echo "spark.pyspark.python $PWD/.venv/bin/python"
+  echo "spark.pyspark.driver.python $PWD/.venv/bin/python"
+} > "$SPARK_HOME_DIR/conf/spark-defaults.conf"

@@ -7,11 +7,12 @@ naming the dotted key.
 """
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from setlist.errors import ConfigError
 
@@ -117,15 +118,21 @@ class RewardsConfig(Section):
     completion_weight: float = 0.5
     skip_weight: float = -0.75
     save_weight: float = 2.0
-    # Repeats add log1p-scaled credit: diminishing returns for heavy rotation.
-    repeat_weight: float = 1.0
+    # A play counts as completed once this share of the track was heard.
+    completion_ratio: float = 0.9
+    # Repeated listens add log(1 + credit) in this base: the second listen is
+    # worth less than the first (diminishing returns).
+    repeat_log_base: float = 2.0
     half_life_days: float = 30.0
+    lookback_days: int = 90
     skip_reasons: list[str] = Field(default_factory=lambda: ["fwdbtn", "backbtn"])
 
 
 class RecommendConfig(Section):
     top_n: int = 50
     exclude_played: bool = True
+    # Popular tracks considered beyond top_n, so excluding played ones still fills the list.
+    pool_margin: int = 200
     popularity_window_days: int = 28
 
 
@@ -140,6 +147,80 @@ class TrackingConfig(Section):
     champion_alias: str = "champion"
 
 
+class ExperimentConfig(Section):
+    """One A/B test: who gets which variant, and which model each variant publishes."""
+    # Float shares are summed, so "sums to 1" is checked to this tolerance.
+    _ALLOCATION_TOLERANCE = 1e-9
+
+    name: str
+    salt: str
+    # variant -> share of users; dict order is bucket order, so append, never reorder.
+    allocation: dict[str, float]
+    # variant -> model reference: a registry alias (e.g. "champion") or a version number.
+    models: dict[str, str | int]
+    control: str = "control"
+    bucket_count: int = Field(default=10_000, gt=0)
+    # First day users were exposed (yyyy-MM-dd); metrics before it are pre-period.
+    start_date: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExperimentConfig":
+        where = f"experiment '{self.name}'"
+        total = sum(self.allocation.values())
+        if abs(total - 1.0) > self._ALLOCATION_TOLERANCE:
+            raise ConfigError(f"{where}: allocation shares {self.allocation} sum to {total}, expected 1")
+        if any(share <= 0 for share in self.allocation.values()):
+            raise ConfigError(f"{where}: every allocation share must be > 0, got {self.allocation}")
+        if self.control not in self.allocation:
+            raise ConfigError(f"{where}: control variant '{self.control}' is not in allocation "
+                              f"{sorted(self.allocation)}")
+        if set(self.models) != set(self.allocation):
+            raise ConfigError(f"{where}: models name variants {sorted(self.models)}, "
+                              f"expected exactly the allocation's {sorted(self.allocation)}")
+        if self.start_date is not None:
+            try:
+                date.fromisoformat(self.start_date)
+            except ValueError:
+                raise ConfigError(f"{where}: start_date {self.start_date!r} is not yyyy-MM-dd") from None
+        return self
+
+
+class ExperimentSimulatorConfig(Section):
+    """Synthetic experiments with a known effect, to check the analysis (coverage, A/A)."""
+    seed: int = 20261101
+    n_users: int = 4000
+    n_simulations: int = 1000
+    metric: str = "minutes_played"
+    # Injected relative lift of the metric in every non-control variant.
+    relative_lift: float = 0.03
+    # Per-period minutes = propensity * period noise, both log-normal: propensity is shared
+    # by the pre and post periods (that correlation is what CUPED exploits).
+    log_minutes_mean: float = 5.5
+    propensity_sigma: float = 1.0
+    period_noise_sigma: float = 0.5
+    # Share of users with no listening in a period (churned, on holiday, new).
+    inactive_share: float = 0.08
+    pre_days: int = 14
+    post_days: int = 14
+    # Event detail, for end-to-end aggregation tests.
+    mean_play_minutes: float = 3.0
+    skip_rate: float = 0.45
+    save_rate: float = 0.025
+    recommendation_share: float = 0.3
+
+
+class ExperimentsConfig(Section):
+    alpha: float = 0.05
+    # Sample-ratio mismatch is flagged below this chi-square p-value.
+    srm_alpha: float = 0.001
+    metrics: list[str] = Field(default_factory=lambda: [
+        "minutes_played", "streams", "skips", "saves"])
+    # Column suffix of a metric's pre-exposure value, the CUPED covariate.
+    pre_suffix: str = "_pre"
+    experiments: list[ExperimentConfig] = Field(default_factory=list)
+    simulator: ExperimentSimulatorConfig = ExperimentSimulatorConfig()
+
+
 class SetlistConfig(Section):
     spark: SparkConfig = SparkConfig()
     paths: PathsConfig = PathsConfig()
@@ -150,6 +231,7 @@ class SetlistConfig(Section):
     recommend: RecommendConfig = RecommendConfig()
     publish: PublishConfig = PublishConfig()
     tracking: TrackingConfig = TrackingConfig()
+    experiments: ExperimentsConfig = ExperimentsConfig()
 
 
 def _deep_merge(base: dict, extra: dict) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from setlist.config import SetlistConfig
@@ -80,10 +81,13 @@ def raw_day_path(cfg: SetlistConfig, ds: str) -> Path:
 
 
 def read_raw_events(spark: SparkSession, path: str | Path, fmt: str,
-                    string_schema: T.StructType, corrupt_column: str) -> DataFrame:
-    """Raw events of one file or folder, every field read as a string.
+                    string_schema: T.StructType, corrupt_column: str,
+                    record_column: str, file_column: str) -> DataFrame:
+    """Raw events of one file or folder, nothing dropped, with the file each row came from.
 
-    Malformed lines are kept (never dropped) with their text in ``corrupt_column``.
+    JSON lines come back as text (``record_column``) to be parsed by the caller, so a
+    malformed line keeps its exact text. CSV is read with every field a string and
+    malformed rows in ``corrupt_column``; Parquet keeps its own column types.
     Raises IngestError naming the path when it is missing or holds no data files.
     """
     path = Path(path)
@@ -94,16 +98,17 @@ def read_raw_events(spark: SparkSession, path: str | Path, fmt: str,
     if not files:
         raise IngestError(f"raw input {path} holds no data files")
     source = str(path)
-    if fmt == "parquet":
-        try:
-            return spark.read.parquet(source)
-        except Exception as exc:  # Spark's AnalysisException names the bad file
-            raise IngestError(f"raw input {path} is not readable as Parquet: {exc}") from exc
-    schema = T.StructType(string_schema.fields + [T.StructField(corrupt_column, T.StringType())])
-    reader = (spark.read.schema(schema).option("mode", "PERMISSIVE")
-              .option("columnNameOfCorruptRecord", corrupt_column))
     if fmt == "json":
-        return reader.json(source)
-    if fmt == "csv":
-        return reader.option("header", "true").option("enforceSchema", "false").csv(source)
-    raise IngestError(f"raw input {path}: unknown format {fmt!r} (expected json, csv or parquet)")
+        df = spark.read.text(source).withColumnRenamed("value", record_column)
+    elif fmt == "csv":
+        schema = T.StructType(string_schema.fields + [T.StructField(corrupt_column, T.StringType())])
+        df = (spark.read.schema(schema).option("header", "true").option("mode", "PERMISSIVE")
+              .option("columnNameOfCorruptRecord", corrupt_column).csv(source))
+    elif fmt == "parquet":
+        try:
+            df = spark.read.parquet(source)
+        except Exception as exc:  # Spark's AnalysisException names the unreadable file
+            raise IngestError(f"raw input {path} is not readable as Parquet: {exc}") from exc
+    else:
+        raise IngestError(f"raw input {path}: unknown format {fmt!r} (expected json, csv or parquet)")
+    return df.withColumn(file_column, F.input_file_name())

@@ -1,0 +1,204 @@
+"""Listening-event schema, validation and quarantine (pure transforms).
+
+Raw events arrive as strings (JSON lines, CSV or Parquet, see ``lake.read_raw_events``).
+``validate_events`` types every field and attaches the list of rule violations;
+``accepted_listens`` and ``quarantined_events`` split the result, and
+``deduplicate_listens`` drops repeated event ids. Invariant (checked by the
+ingest step): accepted + quarantined + duplicates = rows read.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from setlist.config import EventsConfig
+
+RAW_RECORD = "raw_record"
+SOURCE_FILE = "source_file"
+CORRUPT = "_corrupt_record"
+REASONS = "_reasons"
+
+# Field name -> Spark type after validation; all are required but the flags.
+EVENT_FIELDS: dict[str, T.DataType] = {
+    "event_id": T.StringType(),
+    "user_id": T.StringType(),
+    "track_id": T.StringType(),
+    "artist_id": T.StringType(),
+    "ts": T.TimestampType(),
+    "ms_played": T.LongType(),
+    "track_duration_ms": T.LongType(),
+    "reason_start": T.StringType(),
+    "reason_end": T.StringType(),
+    "surface": T.StringType(),
+    "platform": T.StringType(),
+    "shuffle": T.BooleanType(),
+    "skipped": T.BooleanType(),
+    "saved": T.BooleanType(),
+}
+REQUIRED_FIELDS = ["event_id", "user_id", "track_id", "artist_id", "ts", "ms_played",
+                   "track_duration_ms", "reason_end", "surface"]
+# Optional flags default to false; optional strings stay null.
+OPTIONAL_DEFAULTS = {"shuffle": False, "skipped": False, "saved": False}
+
+RAW_STRING_SCHEMA = T.StructType([T.StructField(name, T.StringType()) for name in EVENT_FIELDS])
+
+LISTENS_SCHEMA = T.StructType(
+    [T.StructField(name, dtype) for name, dtype in EVENT_FIELDS.items()]
+    + [T.StructField("ds", T.StringType())])
+
+QUARANTINE_SCHEMA = T.StructType([
+    T.StructField("event_id", T.StringType()),
+    T.StructField(RAW_RECORD, T.StringType()),
+    T.StructField("reason_code", T.StringType()),
+    T.StructField("reasons", T.ArrayType(T.StringType())),
+    T.StructField("message", T.StringType()),
+    T.StructField(SOURCE_FILE, T.StringType()),
+    T.StructField("ds", T.StringType()),
+])
+
+# Reason codes, in the order a row's first (primary) reason is chosen.
+MALFORMED_RECORD = "MALFORMED_RECORD"
+MISSING_FIELD = "MISSING_FIELD"
+INVALID_TYPE = "INVALID_TYPE"
+UNKNOWN_REASON_END = "UNKNOWN_REASON_END"
+UNKNOWN_SURFACE = "UNKNOWN_SURFACE"
+NEGATIVE_MS_PLAYED = "NEGATIVE_MS_PLAYED"
+INVALID_DURATION = "INVALID_DURATION"
+MS_PLAYED_EXCEEDS_DURATION = "MS_PLAYED_EXCEEDS_DURATION"
+TS_IN_FUTURE = "TS_IN_FUTURE"
+TS_OUTSIDE_DAY = "TS_OUTSIDE_DAY"
+
+
+def parse_json_lines(lines: DataFrame) -> DataFrame:
+    """(raw_record, source_file) text lines -> one string column per event field.
+
+    A line that is not a JSON object (truncated, blank, an array) keeps its text
+    in ``_corrupt_record``; nothing is dropped.
+    """
+    schema = T.StructType(RAW_STRING_SCHEMA.fields + [T.StructField(CORRUPT, T.StringType())])
+    parsed = F.from_json(RAW_RECORD, schema,
+                         {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    blank = F.trim(F.col(RAW_RECORD)) == ""
+    return (lines
+            .withColumn("_parsed", parsed)
+            .select(*[F.col(f"_parsed.{name}").alias(name) for name in EVENT_FIELDS],
+                    F.when(blank, F.lit("<blank line>"))
+                     .otherwise(F.col(f"_parsed.{CORRUPT}")).alias(CORRUPT),
+                    RAW_RECORD, SOURCE_FILE))
+
+
+def normalise_columns(raw: DataFrame) -> DataFrame:
+    """Any raw frame (CSV/Parquet reader output) -> the string layout of ``parse_json_lines``.
+
+    Columns the file lacks become null strings (and are then reported missing);
+    typed Parquet columns are cast to strings so one validation serves all formats.
+    """
+    fields = [(F.col(name).cast("string") if name in raw.columns else F.lit(None).cast("string"))
+              .alias(name) for name in EVENT_FIELDS]
+    corrupt = F.col(CORRUPT) if CORRUPT in raw.columns else F.lit(None).cast("string")
+    data_columns = [c for c in raw.columns if c not in (CORRUPT, SOURCE_FILE)]
+    record = F.coalesce(corrupt, F.to_json(F.struct(*data_columns)))
+    source = F.col(SOURCE_FILE) if SOURCE_FILE in raw.columns else F.input_file_name()
+    return raw.select(*fields, corrupt.alias(CORRUPT), record.alias(RAW_RECORD),
+                      source.alias(SOURCE_FILE))
+
+
+def day_bounds(ds: str) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.strptime(ds, "%Y-%m-%d")
+    return start, start + dt.timedelta(days=1)
+
+
+def _typed(name: str) -> Column:
+    return F.col(name).try_cast(EVENT_FIELDS[name])
+
+
+def _is_missing(name: str) -> Column:
+    return F.col(name).isNull() | (F.trim(F.col(name)) == "")
+
+
+def _violation(condition: Column, code: str, detail: Column | str) -> Column:
+    detail_col = F.lit(detail) if isinstance(detail, str) else detail
+    return F.when(condition, F.concat(F.lit(code + ": "), detail_col))
+
+
+def _rule_violations(cfg: EventsConfig, ds: str) -> list[Column]:
+    """One nullable string per rule: null when the rule holds, 'CODE: message' otherwise."""
+    day_start, day_end = day_bounds(ds)
+    observed_until = day_end + dt.timedelta(hours=cfg.late_arrival_hours)
+    ts, ms_played, duration = _typed("ts"), _typed("ms_played"), _typed("track_duration_ms")
+    malformed = F.col(CORRUPT).isNotNull()
+    rules = [_violation(malformed, MALFORMED_RECORD, "record is not a valid event object")]
+    for name in REQUIRED_FIELDS:
+        rules.append(_violation(~malformed & _is_missing(name), MISSING_FIELD,
+                                f"required field '{name}' is missing or empty"))
+    for name, dtype in EVENT_FIELDS.items():
+        if dtype != T.StringType():
+            bad_type = ~_is_missing(name) & _typed(name).isNull()
+            rules.append(_violation(bad_type, INVALID_TYPE, F.concat(
+                F.lit(f"field '{name}' is not a {dtype.simpleString()}: '"), F.col(name), F.lit("'"))))
+    rules += [
+        _violation(~_is_missing("reason_end") & ~F.col("reason_end").isin(cfg.reason_end_values),
+                   UNKNOWN_REASON_END,
+                   F.concat(F.lit("reason_end '"), F.col("reason_end"), F.lit("' is not a known value"))),
+        _violation(~_is_missing("surface") & ~F.col("surface").isin(cfg.surfaces), UNKNOWN_SURFACE,
+                   F.concat(F.lit("surface '"), F.col("surface"), F.lit("' is not a known surface"))),
+        _violation(ms_played < 0, NEGATIVE_MS_PLAYED,
+                   F.concat(F.lit("ms_played is negative: "), ms_played.cast("string"))),
+        _violation(duration <= 0, INVALID_DURATION,
+                   F.concat(F.lit("track_duration_ms must be positive: "), duration.cast("string"))),
+        _violation(ms_played > duration + F.lit(cfg.ms_played_tolerance_ms),
+                   MS_PLAYED_EXCEEDS_DURATION,
+                   F.concat(F.lit("ms_played "), ms_played.cast("string"),
+                            F.lit(" exceeds track_duration_ms "), duration.cast("string"),
+                            F.lit(f" by more than {cfg.ms_played_tolerance_ms} ms"))),
+        _violation(ts >= F.lit(observed_until), TS_IN_FUTURE,
+                   F.concat(F.lit("ts "), ts.cast("string"),
+                            F.lit(f" is later than the batch could be observed ({observed_until} UTC)"))),
+        _violation((ts < F.lit(observed_until)) & ((ts < F.lit(day_start)) | (ts >= F.lit(day_end))),
+                   TS_OUTSIDE_DAY,
+                   F.concat(F.lit("ts "), ts.cast("string"), F.lit(f" is outside the ingested day {ds}"))),
+    ]
+    return rules
+
+
+def validate_events(raw: DataFrame, cfg: EventsConfig, ds: str) -> DataFrame:
+    """Typed event columns + ``_reasons`` (array of 'CODE: message', empty when valid)."""
+    reasons = F.filter(F.array(*_rule_violations(cfg, ds)), lambda r: r.isNotNull())
+    typed = []
+    for name in EVENT_FIELDS:
+        column = _typed(name)
+        if name in OPTIONAL_DEFAULTS:
+            column = F.coalesce(column, F.lit(OPTIONAL_DEFAULTS[name]))
+        typed.append(column.alias(name))
+    return raw.select(*typed, reasons.alias(REASONS), RAW_RECORD, SOURCE_FILE,
+                      F.col("event_id").alias("_raw_event_id"))
+
+
+def accepted_listens(validated: DataFrame, ds: str) -> DataFrame:
+    """Rows with no violation, in the ``listens`` layout (may still hold duplicates)."""
+    return (validated.where(F.size(REASONS) == 0)
+            .select(*EVENT_FIELDS, F.lit(ds).alias("ds")))
+
+
+def quarantined_events(validated: DataFrame, ds: str) -> DataFrame:
+    """Rows with at least one violation, with the raw record, a reason code and a message."""
+    first = F.col(REASONS)[0]
+    return (validated.where(F.size(REASONS) > 0)
+            .select(F.col("_raw_event_id").alias("event_id"),
+                    RAW_RECORD,
+                    F.substring_index(first, ":", 1).alias("reason_code"),
+                    F.transform(REASONS, lambda r: F.substring_index(r, ":", 1)).alias("reasons"),
+                    F.array_join(REASONS, "; ").alias("message"),
+                    SOURCE_FILE,
+                    F.lit(ds).alias("ds")))
+
+
+def deduplicate_listens(listens: DataFrame) -> DataFrame:
+    """One row per event_id: the earliest copy (ties broken by the whole row), deterministic."""
+    order = Window.partitionBy("event_id").orderBy(
+        "ts", "user_id", "track_id", "ms_played", "reason_end", "surface")
+    return (listens.withColumn("_copy", F.row_number().over(order))
+            .where(F.col("_copy") == 1).drop("_copy"))

@@ -1,0 +1,94 @@
+"""Reward-weighted interaction matrix: listens -> one row per (user, track).
+
+Per listen (``weigh_rewards``): a play past the threshold earns ``listen_weight``
+(plus ``completion_weight`` when the track was nearly finished); a skip before
+the threshold earns ``skip_weight`` (negative). ``decay_by_age`` multiplies each
+listen by 0.5 ** (age / half-life) measured from the end of the run date.
+``aggregate_interactions`` then gives, per (user, track):
+
+    reward = log_b(1 + sum of decayed listen credit)      # repeats, diminishing
+           + save_weight * decay of the latest save         # a save counts once
+           + sum of decayed skip penalties                  # skips count against
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from setlist.config import RewardsConfig
+
+SECONDS_PER_DAY = 86400.0
+
+
+def listened_past(seconds: float) -> Column:
+    return F.col("ms_played") >= F.lit(seconds * 1000.0)
+
+
+def is_completed(cfg: RewardsConfig) -> Column:
+    return F.col("ms_played") >= F.col("track_duration_ms") * F.lit(cfg.completion_ratio)
+
+
+def is_early_skip(cfg: RewardsConfig) -> Column:
+    """Ended before the threshold by the listener (skip flag or a skip reason)."""
+    skipped = F.col("skipped") | F.col("reason_end").isin(cfg.skip_reasons)
+    return skipped & ~listened_past(cfg.listen_threshold_s)
+
+
+def weigh_rewards(listens: DataFrame, cfg: RewardsConfig) -> DataFrame:
+    """Adds ``is_listen``, ``is_skip``, ``listen_credit`` and ``skip_penalty`` per listen."""
+    qualified = listened_past(cfg.listen_threshold_s)
+    completed = qualified & is_completed(cfg)
+    credit = (F.when(qualified, F.lit(cfg.listen_weight)).otherwise(F.lit(0.0))
+              + F.when(completed, F.lit(cfg.completion_weight)).otherwise(F.lit(0.0)))
+    skip = is_early_skip(cfg)
+    return (listens
+            .withColumn("is_listen", qualified)
+            .withColumn("is_skip", skip)
+            .withColumn("listen_credit", credit)
+            .withColumn("skip_penalty", F.when(skip, F.lit(cfg.skip_weight)).otherwise(F.lit(0.0))))
+
+
+def as_of_end(ds: str) -> dt.datetime:
+    """The end of the run date (UTC): the moment every interaction is aged from."""
+    return dt.datetime.strptime(ds, "%Y-%m-%d") + dt.timedelta(days=1)
+
+
+def decay_by_age(listens: DataFrame, ds: str, half_life_days: float) -> DataFrame:
+    """Adds ``decay`` = 0.5 ** (age in days / half-life), age measured to the end of ``ds``."""
+    age_days = (F.lit(as_of_end(ds)).cast("double") - F.col("ts").cast("double")) / SECONDS_PER_DAY
+    return listens.withColumn("decay", F.pow(F.lit(0.5), F.greatest(age_days, F.lit(0.0)) / half_life_days))
+
+
+def aggregate_interactions(weighted: DataFrame, cfg: RewardsConfig) -> DataFrame:
+    """Decayed, weighted listens -> (user_id, track_id, artist_id, plays, listens, skips,
+    saves, reward, first_played_ts, last_played_ts)."""
+    listen_credit = F.sum(F.col("listen_credit") * F.col("decay"))
+    save_credit = F.coalesce(F.max(F.when(F.col("saved"), F.col("decay"))), F.lit(0.0))
+    skip_penalty = F.sum(F.col("skip_penalty") * F.col("decay"))
+    reward = (F.log(F.lit(1.0) + listen_credit) / F.lit(math.log(cfg.repeat_log_base))
+              + F.lit(cfg.save_weight) * save_credit + skip_penalty)
+    return (weighted.groupBy("user_id", "track_id")
+            .agg(F.max_by("artist_id", "ts").alias("artist_id"),
+                 F.count(F.lit(1)).alias("plays"),
+                 F.count(F.when(F.col("is_listen"), True)).alias("listens"),
+                 F.count(F.when(F.col("is_skip"), True)).alias("skips"),
+                 F.count(F.when(F.col("saved"), True)).alias("saves"),
+                 reward.alias("reward"),
+                 F.min("ts").alias("first_played_ts"),
+                 F.max("ts").alias("last_played_ts"))
+            .select("user_id", "track_id", "artist_id", "plays", "listens", "skips", "saves",
+                    "reward", "first_played_ts", "last_played_ts"))
+
+
+def build_interactions(listens: DataFrame, ds: str, cfg: RewardsConfig) -> DataFrame:
+    """Listens up to the end of ``ds`` within the lookback -> the interaction matrix for ``ds``."""
+    window_start = as_of_end(ds) - dt.timedelta(days=cfg.lookback_days)
+    in_window = (F.col("ts") < F.lit(as_of_end(ds))) & (F.col("ts") >= F.lit(window_start))
+    return (listens.where(in_window)
+            .transform(weigh_rewards, cfg)
+            .transform(decay_by_age, ds, cfg.half_life_days)
+            .transform(aggregate_interactions, cfg)
+            .withColumn("ds", F.lit(ds)))

@@ -1,0 +1,1 @@
+"""Pipeline steps: each reads through ``lake``, calls transforms, writes through ``lake``."""
