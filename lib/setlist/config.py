@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -150,7 +150,7 @@ class TrackingConfig(Section):
 class ExperimentConfig(Section):
     """One A/B test: who gets which variant, and which model each variant publishes."""
     # Float shares are summed, so "sums to 1" is checked to this tolerance.
-    _ALLOCATION_TOLERANCE = 1e-9
+    ALLOCATION_TOLERANCE: ClassVar[float] = 1e-9
 
     name: str
     salt: str
@@ -167,7 +167,7 @@ class ExperimentConfig(Section):
     def _check(self) -> "ExperimentConfig":
         where = f"experiment '{self.name}'"
         total = sum(self.allocation.values())
-        if abs(total - 1.0) > self._ALLOCATION_TOLERANCE:
+        if abs(total - 1.0) > self.ALLOCATION_TOLERANCE:
             raise ConfigError(f"{where}: allocation shares {self.allocation} sum to {total}, expected 1")
         if any(share <= 0 for share in self.allocation.values()):
             raise ConfigError(f"{where}: every allocation share must be > 0, got {self.allocation}")
