@@ -110,6 +110,59 @@ class GeneratorConfig(Section):
         "trackdone": 0.95, "endplay": 0.03, "logout": 0.02})
     track_duration_mean_s: float = 215.0
     files_per_day: int = 2
+    # --- Catalogue shape (assumptions) ---
+    track_duration_sigma: float = 0.35
+    track_duration_min_s: float = 45.0
+    track_duration_max_s: float = 900.0
+    # --- Sessions (assumptions: no published figures) ---
+    # Relative share of session starts per UTC hour 0..23 (night trough, evening peak).
+    hourly_profile: list[float] = Field(default_factory=lambda: [
+        2.0, 1.2, 0.8, 0.6, 0.6, 0.9, 1.8, 3.2, 4.5, 4.6, 4.4, 4.5,
+        4.8, 4.8, 4.6, 4.7, 5.2, 5.8, 6.2, 6.3, 6.0, 5.2, 4.0, 2.9])
+    # A user's next session starts at least this long after the previous one ended
+    # (longer than stats_session_gap_minutes, so sessions can be recovered from ts).
+    min_session_gap_minutes: float = 45.0
+    inter_play_gap_s_mean: float = 1.5
+    shuffle_share: float = 0.45
+    # --- Track choice ---
+    # Plays picked from global popularity regardless of taste (home, radio, charts).
+    explore_share: float = 0.12
+    # Core tracks are played in a Zipf rotation: the first few far more often.
+    core_rotation_zipf: float = 1.0
+    # Share of a user's core tracks drawn from their favourite artists (rest: their genres).
+    core_from_favourites: float = 0.5
+    # A play is off-taste when the user's taste weight for the track's genre is below this.
+    off_taste_weight: float = 0.05
+    # --- Skips ---
+    # Skip rate by platform and by surface; surfaces map to MSSD contexts (assumption):
+    # home=personalized playlist, now_playing/playlist=editorial playlist, search=catalog,
+    # library=user collection, radio=radio.
+    platform_skip: dict[str, float] = Field(default_factory=lambda: {"mobile": 0.51, "desktop": 0.40})
+    surface_skip: dict[str, float] = Field(default_factory=lambda: {
+        "home": 0.45, "now_playing": 0.51, "search": 0.46,
+        "library": 0.55, "playlist": 0.51, "radio": 0.55})
+    # Position (1-based) from which the plateau skip rate holds; earlier ones interpolate.
+    plateau_position: int = 4
+    # Skips after 30 s end at a steady (exponential) hazard with this mean, cut at the track end.
+    late_skip_scale_s: float = 120.0
+    # --- Saves: log-odds lifts, the base is solved so the mean is save_rate ---
+    save_completed_logit: float = 1.5
+    save_on_taste_logit: float = 0.8
+    # --- reason_start (assumption) ---
+    # The first play of a session starts for one of these reasons; a later play starts with
+    # the previous play's reason_end when it is one of carry_over_reasons, else from this mix.
+    start_reason_mix: dict[str, float] = Field(default_factory=lambda: {
+        "clickrow": 0.50, "playbtn": 0.35, "appload": 0.10, "remote": 0.05})
+    carry_over_reasons: list[str] = Field(default_factory=lambda: [
+        "trackdone", "fwdbtn", "backbtn", "remote", "trackerror"])
+    # Newton steps used to solve a base rate so a mean probability hits its target.
+    calibration_steps: int = 8
+    # Users generated together (one chunk); bounds memory, fixes the random streams.
+    users_per_chunk: int = 25000
+    # --- realism_stats / realism_report ---
+    stats_session_gap_minutes: float = 30.0
+    skips_per_hour_target: float = 14.7
+    repeat_share_range: list[float] = Field(default_factory=lambda: [0.15, 0.59])
 
 
 class RewardsConfig(Section):
