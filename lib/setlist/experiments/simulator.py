@@ -125,7 +125,7 @@ def simulate_events(per_user: pd.DataFrame, experiment: ExperimentConfig,
 
 
 def run_simulations(experiment: ExperimentConfig, cfg: ExperimentsConfig, n_simulations: int,
-                    relative_lift: float, seed: int, n_users: int | None = None) -> pd.DataFrame:
+                    relative_lift: float, seed: int | list[int], n_users: int | None = None) -> pd.DataFrame:
     """Analyse ``n_simulations`` seeded synthetic experiments.
 
     One row per simulation x treatment variant: the :func:`analyze` columns plus
