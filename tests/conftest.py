@@ -9,7 +9,8 @@ import pytest
 from setlist.config import load_config
 from setlist.spark import build_session
 
-TEST_OVERRIDES = ["spark.master=local[2]", "spark.shuffle_partitions=2",
+TEST_OVERRIDES = ["spark.master=local[2]", "spark.shuffle_partitions=1",
+                  "spark.conf={spark.databricks.delta.snapshotPartitions: '1', spark.default.parallelism: '2'}",
                   "spark.log_level=ERROR", "spark.driver_memory=2g"]
 
 
