@@ -197,9 +197,8 @@ def _genres_by_taste(taste_cum: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum((taste_cum[:, None, :] < u[:, :, None]).sum(axis=2), taste_cum.shape[1] - 1)
 
 
-def build_users(cfg: GeneratorConfig, catalogue: Catalogue) -> Users:
-    rng = np.random.default_rng([cfg.seed, _USERS_STREAM])
-    n = cfg.n_users
+def _build_user_block(cfg: GeneratorConfig, catalogue: Catalogue, block: int, n: int) -> Users:
+    rng = np.random.default_rng([cfg.seed, _USERS_STREAM, block])
     sigma = cfg.activity_sigma
     activity = rng.lognormal(np.log(cfg.sessions_per_user_day) - sigma ** 2 / 2, sigma, n)
     taste = rng.dirichlet(np.full(cfg.n_genres, cfg.genre_concentration), n)
@@ -215,9 +214,20 @@ def build_users(cfg: GeneratorConfig, catalogue: Catalogue) -> Users:
     genre_track = catalogue.tracks_by_genre.sample(
         _genres_by_taste(taste_cum, rng.random(shape)).ravel(), rng.random(fav_pick.size))
     core_tracks = np.where(from_fav.ravel(), fav_track, genre_track).reshape(shape)
-    return Users(activity=activity, taste=taste, taste_cum=taste_cum,
-                 favourite_artists=favourite_artists, core_tracks=core_tracks,
-                 user_ids=_ids(*USER_ID, np.arange(n)))
+    return Users(activity=activity, taste=taste.astype(np.float32),
+                 taste_cum=taste_cum.astype(np.float32),
+                 favourite_artists=favourite_artists.astype(np.int32),
+                 core_tracks=core_tracks.astype(np.int32), user_ids=np.empty(0, dtype=object))
+
+
+def build_users(cfg: GeneratorConfig, catalogue: Catalogue) -> Users:
+    """Users drawn in blocks of ``users_per_chunk`` (bounded temporaries), compact dtypes."""
+    blocks = [_build_user_block(cfg, catalogue, b, min(cfg.users_per_chunk, cfg.n_users - lo))
+              for b, lo in enumerate(range(0, cfg.n_users, cfg.users_per_chunk))]
+    return Users(**{field: np.concatenate([getattr(b, field) for b in blocks])
+                    for field in ("activity", "taste", "taste_cum", "favourite_artists",
+                                  "core_tracks")},
+                 user_ids=_ids(*USER_ID, np.arange(cfg.n_users)))
 
 
 def build_world(cfg: GeneratorConfig) -> World:

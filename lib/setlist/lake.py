@@ -112,3 +112,51 @@ def read_raw_events(spark: SparkSession, path: str | Path, fmt: str,
     else:
         raise IngestError(f"raw input {path}: unknown format {fmt!r} (expected json, csv or parquet)")
     return df.withColumn(file_column, F.input_file_name())
+
+
+def write_raw_day(events, folder: str | Path, fmt: str, files: int) -> list[Path]:
+    """Replace ``folder`` (a raw day, ``<paths.raw>/ds=<ds>``) with ``part-NNNNN`` files.
+
+    ``events`` is one pandas frame or an iterable of frames (chunks of a big day, so
+    memory stays bounded); each frame is split into ``files`` parts, numbered on across
+    chunks. ``fmt``: ``json`` (JSON lines), ``csv`` (with header) or ``parquet``. The day
+    is written to a hidden sibling folder and swapped in, so readers never see half a
+    day and an earlier folder for that day is replaced whole. Returns the files written.
+    """
+    import shutil
+    import uuid
+
+    import numpy as np
+    import pandas as pd
+
+    suffixes = {"json": "json", "csv": "csv", "parquet": "parquet"}
+    if fmt not in suffixes:
+        raise LakeError(f"raw day {folder}: unknown format {fmt!r} (expected json, csv or parquet)")
+    if files < 1:
+        raise LakeError(f"raw day {folder}: files must be >= 1, got {files}")
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex}"
+    staging.mkdir()
+    written: list[Path] = []
+    try:
+        for frame in ([events] if isinstance(events, pd.DataFrame) else events):
+            for rows in np.array_split(np.arange(len(frame)), files):
+                part = frame.iloc[rows] if len(rows) < len(frame) else frame
+                path = staging / f"part-{len(written):05d}.{suffixes[fmt]}"
+                if fmt == "json":
+                    part.to_json(path, orient="records", lines=True)
+                elif fmt == "csv":
+                    part.to_csv(path, index=False)
+                else:
+                    part.to_parquet(path, index=False)
+                written.append(folder / path.name)
+        previous = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex}"
+        if folder.exists():
+            folder.rename(previous)
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
+    return written
