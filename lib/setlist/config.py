@@ -52,6 +52,8 @@ class TablesConfig(Section):
     interactions: str = "interactions"
     candidates: str = "candidates"
     ranked_recs: str = "ranked_recs"
+    # One row per completed daily run: the marker backfill uses to skip finished days.
+    pipeline_runs: str = "pipeline_runs"
 
 
 class EventsConfig(Section):
