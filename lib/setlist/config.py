@@ -276,6 +276,55 @@ class ExperimentsConfig(Section):
     simulator: ExperimentSimulatorConfig = ExperimentSimulatorConfig()
 
 
+class EvaluationConfig(Section):
+    """Offline evaluation of candidate sources and ranked lists (setlist.evaluation)."""
+    # Candidate recall is measured at each of these list lengths.
+    recall_ks: list[int] = Field(default_factory=lambda: [100, 500])
+    # NDCG, HitRate, MAP, coverage and popularity bias are measured on the top ranking_k.
+    ranking_k: int = Field(default=10, gt=0)
+    # global_time: for timestamped listens; per_user_holdout: for count data (HetRec).
+    split: Literal["global_time", "per_user_holdout"] = "global_time"
+    # Cutoff of the global time split: this quantile of all event timestamps.
+    cutoff_quantile: float = Field(default=0.9, gt=0, lt=1)
+    # Test period: events in [cutoff, cutoff + horizon_days).
+    horizon_days: int = Field(default=30, gt=0)
+    # Per-user hold-out: this share of each user's items goes to test ...
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    # ... for users with at least this many items (others stay whole in train).
+    holdout_min_items: int = Field(default=5, gt=1)
+    seed: int = 20261104
+    # Score only test users who also have train history (cold users have no personal lists).
+    warm_users_only: bool = True
+    # Union list = reciprocal-rank fusion of the sources: sum over sources of 1 / (rrf_k + rank).
+    rrf_k: float = Field(default=60.0, ge=0)
+    # Timestamp columns the leakage guard checks (those a frame has) against the cutoff.
+    leakage_ts_columns: list[str] = Field(default_factory=lambda: ["last_played_ts", "source_max_ts"])
+
+
+class ImportersConfig(Section):
+    """How public data sets map onto Setlist inputs (setlist.importers)."""
+    # Pre-aggregated play counts -> reward: log1p(plays) * count_reward_scale (or plays, or 1).
+    count_reward: Literal["log1p", "linear", "binary"] = "log1p"
+    count_reward_scale: float = 1.0
+    # Run date written to interactions built from counts that carry no time (HetRec).
+    counts_ds: str = "2011-05-31"
+    # Sequences without time (S3-Rec): item k of every user is stamped start + k * step.
+    synthetic_start: str = "2011-01-01T00:00:00"
+    synthetic_step_seconds: int = Field(default=3600, gt=0)
+    # Items that are not tracks (artists, films) get this catalogue duration.
+    track_duration_ms: int = Field(default=210_000, gt=0)
+    # Ratings -> plays: >= completed_min a completed listen, <= skip_max an early skip,
+    # in between a listen past the threshold that stops at partial_listen_ratio of the item.
+    rating_completed_min: int = 4
+    rating_skip_max: int = 2
+    skip_ms_played: int = Field(default=10_000, ge=0)
+    partial_listen_ratio: float = Field(default=0.5, gt=0, lt=1)
+    reason_start: str = "clickrow"
+    surface: str = "library"
+    platform: str = "unknown"
+    tag_assignments_table: str = "tag_assignments"
+
+
 class SetlistConfig(Section):
     spark: SparkConfig = SparkConfig()
     paths: PathsConfig = PathsConfig()
@@ -287,6 +336,8 @@ class SetlistConfig(Section):
     publish: PublishConfig = PublishConfig()
     tracking: TrackingConfig = TrackingConfig()
     experiments: ExperimentsConfig = ExperimentsConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    importers: ImportersConfig = ImportersConfig()
 
 
 def _deep_merge(base: dict, extra: dict) -> dict:
