@@ -325,6 +325,106 @@ class ImportersConfig(Section):
     tag_assignments_table: str = "tag_assignments"
 
 
+class AlsConfig(Section):
+    """Spark MLlib implicit ALS on the interactions' reward (skips: confidence in a zero preference)."""
+    rank: int = 64
+    reg_param: float = 0.1
+    alpha: float = 10.0
+    max_iter: int = 10
+    seed: int = 17
+    # Without a checkpoint dir (set by the step from paths.checkpoints) Spark ignores this and
+    # long runs overflow the stack with lineage.
+    checkpoint_interval: int = 5
+    num_blocks: int = 4
+    # Music is re-listened: played tracks stay candidates unless this is set.
+    exclude_played: bool = False
+    # "blocked": users scored in blocks against broadcast item factors (numpy matmul + argpartition);
+    # "recommend_for_all": ALSModel.recommendForAllUsers (measured slower in bench/als.py).
+    scoring: Literal["blocked", "recommend_for_all"] = "blocked"
+    score_block_users: int = 2048
+    top_n: int = 100
+
+
+class PopularityConfig(Section):
+    """Recent popularity: qualified listens in a window, each decayed by its age."""
+    window_days: int = 28
+    half_life_days: float = 7.0
+    listen_threshold_s: float = 30.0
+    exclude_played: bool = True
+    # Popular tracks considered beyond top_n, so excluding played ones still fills the list.
+    pool_margin: int = 200
+    top_n: int = 100
+
+
+class ColistenConfig(Section):
+    """Item-item neighbours from tracks played close together in a session."""
+    session_gap_minutes: float = 30.0
+    # A play pairs with the next ``window_plays`` plays of its session only: pairs per session
+    # grow linearly, not quadratically, with its length.
+    window_plays: int = 5
+    listen_threshold_s: float = 30.0
+    # Count data with no sessions: pairs among each user's most rewarded tracks.
+    user_max_tracks: int = 50
+    similarity: Literal["cosine", "pmi"] = "cosine"
+    # Added to the cosine denominator: rare pairs count less.
+    shrinkage: float = 0.0
+    min_pair_count: int = 2
+    neighbours_per_track: int = 50
+    seed_tracks: int = 20
+    exclude_played: bool = False
+    top_n: int = 100
+
+
+class OwnArtistsConfig(Section):
+    """Tracks by the artists a user rewards most, minus those the user has worn out."""
+    top_artists: int = 10
+    tracks_per_artist: int = 20
+    # Worn out: played more than this in the interactions' lookback, or skipped this often.
+    worn_out_plays: int = 20
+    worn_out_skips: int = 2
+    exclude_played: bool = False
+    top_n: int = 100
+
+
+class CandidatesConfig(Section):
+    sources: list[Literal["als", "popularity", "colisten", "own_artists"]] = Field(
+        default_factory=lambda: ["als", "popularity", "colisten", "own_artists"])
+    # Every source's top_n unless its own section sets one.
+    top_n_per_source: int = 100
+    # Publishing order until the ranker exists: earlier sources first.
+    source_priority: list[str] = Field(
+        default_factory=lambda: ["als", "colisten", "own_artists", "popularity"])
+    # Listens read by the step (popularity window, co-listening sessions).
+    listens_lookback_days: int = 28
+    als: AlsConfig = AlsConfig()
+    popularity: PopularityConfig = PopularityConfig()
+    colisten: ColistenConfig = ColistenConfig()
+    own_artists: OwnArtistsConfig = OwnArtistsConfig()
+
+    SOURCE_SECTIONS: ClassVar[tuple[str, ...]] = ("als", "popularity", "colisten", "own_artists")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_top_n(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        top_n = data.get("top_n_per_source", cls.model_fields["top_n_per_source"].default)
+        for name in cls.SOURCE_SECTIONS:
+            section = data.get(name, {})
+            if isinstance(section, dict) and "top_n" not in section:
+                data[name] = {**section, "top_n": top_n}
+        return data
+
+    @model_validator(mode="after")
+    def _check_priority(self) -> "CandidatesConfig":
+        unknown = sorted(set(self.source_priority) - set(self.SOURCE_SECTIONS))
+        if unknown:
+            raise ConfigError(f"candidates.source_priority: unknown sources {unknown}, "
+                              f"expected some of {list(self.SOURCE_SECTIONS)}")
+        return self
+
+
 class SetlistConfig(Section):
     spark: SparkConfig = SparkConfig()
     paths: PathsConfig = PathsConfig()
@@ -333,6 +433,7 @@ class SetlistConfig(Section):
     generator: GeneratorConfig = GeneratorConfig()
     rewards: RewardsConfig = RewardsConfig()
     recommend: RecommendConfig = RecommendConfig()
+    candidates: CandidatesConfig = CandidatesConfig()
     publish: PublishConfig = PublishConfig()
     tracking: TrackingConfig = TrackingConfig()
     experiments: ExperimentsConfig = ExperimentsConfig()

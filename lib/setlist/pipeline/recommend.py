@@ -11,5 +11,5 @@ from setlist.config import SetlistConfig
 
 def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> None:
     interactions = lake.read_table(spark, cfg, cfg.tables.interactions, ds)
-    candidates = popularity_candidates(interactions, cfg.recommend).withColumn("ds", F.lit(ds))
+    candidates = popularity_candidates(interactions, None, cfg.recommend).withColumn("ds", F.lit(ds))
     lake.write_partition(candidates, cfg, cfg.tables.candidates, ds, run_id)
