@@ -72,6 +72,21 @@ def overwrite_table(df: DataFrame, cfg: SetlistConfig, table: str) -> None:
        .save(table_path(cfg, table)))
 
 
+def replace_table(df: DataFrame, cfg: SetlistConfig, table: str, run_id: str) -> None:
+    """Replace a whole ``ds``-partitioned table in one commit (a one-off import of many days).
+
+    Readers see the previous version until the commit; a retry with the same ``run_id``
+    is a no-op, like ``write_partition``.
+    """
+    if PARTITION not in df.columns:
+        raise LakeError(f"writing '{table}': the frame has no '{PARTITION}' column")
+    (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+       .option("txnAppId", f"setlist/{table}/all/{run_id}")
+       .option("txnVersion", 0)
+       .option("userMetadata", f"run_id={run_id} replace")
+       .partitionBy(PARTITION)
+       .save(table_path(cfg, table)))
+
 def history(spark: SparkSession, cfg: SetlistConfig, table: str) -> DataFrame:
     return DeltaTable.forPath(spark, table_path(cfg, table)).history()
 
