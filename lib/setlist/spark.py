@@ -57,3 +57,10 @@ def build_session(cfg: SparkConfig) -> SparkSession:
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(cfg.log_level)
     return session
+
+
+def set_checkpoint_dir(session: SparkSession, folder: str) -> None:
+    """Checkpoint folder for iterative jobs (ALS ignores checkpointInterval without one)."""
+    path = Path(folder).absolute()
+    path.mkdir(parents=True, exist_ok=True)
+    session.sparkContext.setCheckpointDir(str(path))
