@@ -171,11 +171,13 @@ def _ideal_dcg(n_relevant: Column, k: int) -> Column:
     return F.aggregate(positions, F.lit(0.0), lambda acc, r: acc + F.lit(1.0) / F.log2(r + F.lit(1)))
 
 
-def per_user_metrics(lists: DataFrame, truth: DataFrame, recall_ks: list[int], ranking_k: int) -> DataFrame:
+def per_user_metrics(lists: DataFrame, truth: DataFrame, recall_ks: list[int], ranking_k: int,
+                     list_names: list[str] | None = None) -> DataFrame:
     """(list, user_id, n_relevant, recall_at_<K>..., ndcg_at_<k>, hit_rate_at_<k>, map_at_<k>):
     one row per list and ground-truth user; a user a list does not cover scores 0.
 
     ``lists``: (list, user_id, track_id, rank) with ranks 1.. unique per (list, user).
+    ``list_names``: the lists to score (default: those in ``lists``); an empty one scores 0.
     """
     k = ranking_k
     max_k = max([*recall_ks, k])
@@ -191,7 +193,10 @@ def per_user_metrics(lists: DataFrame, truth: DataFrame, recall_ks: list[int], r
                        F.count(F.when(in_top_k, True)).alias("_hits_k"),
                        F.sum(F.when(in_top_k, F.lit(1.0) / F.log2(F.col("rank") + F.lit(1)))).alias("_dcg"),
                        F.sum(F.when(in_top_k, F.col("_hit_index") / F.col("rank"))).alias("_precision_sum")))
-    names = lists.select("list").distinct()
+    if list_names is None:
+        names = lists.select("list").distinct()
+    else:
+        names = lists.sparkSession.createDataFrame([(n,) for n in list_names], "list string")
     base = n_relevant.crossJoin(F.broadcast(names))
     joined = base.join(aggregated, on=["list", "user_id"], how="left").na.fill(0)
     n_rel = F.col("n_relevant")
@@ -212,12 +217,12 @@ def item_popularity_percentile(train_interactions: DataFrame) -> DataFrame:
 
 
 def list_metrics(lists: DataFrame, truth: DataFrame, train_interactions: DataFrame,
-                 cfg: EvaluationConfig) -> pd.DataFrame:
+                 cfg: EvaluationConfig, list_names: list[str] | None = None) -> pd.DataFrame:
     """One row per list: the per-user metrics averaged over ground-truth users, plus
     ``coverage_at_<k>``, ``popularity_pct_at_<k>`` (recommended) and ``popularity_pct_truth``.
     Only a few aggregate rows per list are collected."""
     k = cfg.ranking_k
-    per_user = per_user_metrics(lists, truth, cfg.recall_ks, k)
+    per_user = per_user_metrics(lists, truth, cfg.recall_ks, k, list_names)
     metric_columns = [c for c in per_user.columns if c not in ("list", "user_id", "n_relevant")]
     averages = (per_user.groupBy("list")
                 .agg(F.countDistinct("user_id").alias("users"), *[F.avg(c).alias(c) for c in metric_columns])
@@ -233,7 +238,8 @@ def list_metrics(lists: DataFrame, truth: DataFrame, train_interactions: DataFra
     shape[f"coverage_at_{k}"] = shape.pop("_items") / max(catalogue, 1)
     truth_popularity = (truth.join(popularity, on="track_id", how="left")
                         .agg(F.avg(F.coalesce(F.col("popularity_pct"), F.lit(0.0)))).first()[0])
-    result = averages.merge(shape, on="list", how="left")
+    result = averages.merge(shape, on="list", how="left").fillna(
+        {f"coverage_at_{k}": 0.0, f"popularity_pct_at_{k}": float("nan")})
     result["popularity_pct_truth"] = truth_popularity
     return result.sort_values("list").reset_index(drop=True)
 
@@ -245,13 +251,15 @@ CandidateSource = Callable[[DataFrame], DataFrame]
 
 def evaluate_candidates(spark: SparkSession, train_interactions: DataFrame, truths: dict[str, DataFrame],
                         sources: dict[str, CandidateSource], cfg: EvaluationConfig,
-                        cutoff_ts: dt.datetime | None = None) -> pd.DataFrame:
+                        cutoff_ts: dt.datetime | None = None,
+                        union_of: list[str] | None = None) -> pd.DataFrame:
     """Run each candidate source on the train interactions and score it and the union.
 
     ``spark``: the session the frames belong to (the runner is called like a step).
     ``sources``: name -> function(train interactions) -> candidates (user_id, track_id,
     source, source_score, source_rank[, source_max_ts]). ``truths``: name (e.g. "all",
-    "discovery") -> (user_id, track_id). With ``cutoff_ts`` the train interactions and
+    "discovery") -> (user_id, track_id). The union list fuses the sources named in
+    ``union_of`` (default: all; leave baselines out of it). With ``cutoff_ts`` the train interactions and
     every source's candidates must pass ``assert_no_leakage`` before anything is scored.
     Returns a pandas frame: one row per (truth, list) with the metrics of ``list_metrics``
     and ``seconds`` (wall time to compute the source's candidates; the union's is the sum).
@@ -276,15 +284,16 @@ def evaluate_candidates(spark: SparkSession, train_interactions: DataFrame, trut
     for frame in computed[1:]:
         all_candidates = all_candidates.unionByName(frame)
     lists = candidate_lists(all_candidates)
-    if len(computed) > 1:
-        lists = lists.unionByName(union_list(all_candidates, cfg.rrf_k))
-        seconds[UNION] = sum(seconds.values())
+    fused = list(sources) if union_of is None else union_of
+    if len(fused) > 1:
+        lists = lists.unionByName(union_list(all_candidates.where(F.col("source").isin(fused)), cfg.rrf_k))
+        seconds[UNION] = sum(seconds[name] for name in fused)
     lists = lists.cache()
     tables = []
     for truth_name, truth in truths.items():
         if cfg.warm_users_only:
             truth = warm_only(truth, train_interactions)
-        table = list_metrics(lists, truth, train_interactions, cfg)
+        table = list_metrics(lists, truth, train_interactions, cfg, list(seconds))
         table.insert(0, "truth", truth_name)
         tables.append(table)
     result = pd.concat(tables, ignore_index=True)

@@ -66,6 +66,12 @@ def write_partition(df: DataFrame, cfg: SetlistConfig, table: str, ds: str,
        .save(table_path(cfg, table)))
 
 
+def last_write_rows(spark: SparkSession, cfg: SetlistConfig, table: str) -> int:
+    """Rows written by the table's latest commit (Delta's own operation metrics)."""
+    last = DeltaTable.forPath(spark, table_path(cfg, table)).history(1).first()
+    return int(last["operationMetrics"].get("numOutputRows", 0))
+
+
 def overwrite_table(df: DataFrame, cfg: SetlistConfig, table: str) -> None:
     """Replace a whole, unpartitioned table in one commit (small reference tables)."""
     (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
@@ -86,6 +92,7 @@ def replace_table(df: DataFrame, cfg: SetlistConfig, table: str, run_id: str) ->
        .option("userMetadata", f"run_id={run_id} replace")
        .partitionBy(PARTITION)
        .save(table_path(cfg, table)))
+
 
 def history(spark: SparkSession, cfg: SetlistConfig, table: str) -> DataFrame:
     return DeltaTable.forPath(spark, table_path(cfg, table)).history()
