@@ -24,13 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import scipy.sparse as sp
+# implicit's ALS runs its own threads; OpenBLAS threads on top of them slow it down (set before numpy loads).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-# implicit's ALS runs its own threads; OpenBLAS threads on top of them slow it down.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
