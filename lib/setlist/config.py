@@ -193,7 +193,7 @@ class RecommendConfig(Section):
 
 class PublishConfig(Section):
     top_n: int = 50
-    model_version: str = "popularity-baseline"
+    model_version: str = "candidate-blend"
 
 
 class TrackingConfig(Section):

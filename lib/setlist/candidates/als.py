@@ -21,7 +21,7 @@ import pandas as pd
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import StringIndexer
 from pyspark.ml.recommendation import ALS
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from setlist.candidates.common import CANDIDATE_COLUMNS, top_n_per_user
@@ -46,7 +46,21 @@ def fit_als(interactions: DataFrame, cfg: AlsConfig) -> PipelineModel:
               rank=cfg.rank, regParam=cfg.reg_param, alpha=cfg.alpha, maxIter=cfg.max_iter,
               seed=cfg.seed, coldStartStrategy="drop", checkpointInterval=cfg.checkpoint_interval,
               numUserBlocks=cfg.num_blocks, numItemBlocks=cfg.num_blocks)
-    return Pipeline(stages=[users, tracks, als]).fit(interactions.select("user_id", "track_id", "reward"))
+    return Pipeline(stages=[users, tracks, als]).fit(trainable(interactions))
+
+
+def trainable(interactions: DataFrame) -> DataFrame:
+    """(user_id, track_id, reward) of users and tracks with at least one positive reward.
+
+    Spark scales the regularisation by a row's count of positive ratings, so a user or
+    track with only skips gets none and its normal equations can be singular (LAPACK
+    "not positive definite"); such users are cold for ALS and served by the other sources.
+    """
+    by_user, by_track = Window.partitionBy("user_id"), Window.partitionBy("track_id")
+    has_positive = (F.max("reward").over(by_user) > 0) & (F.max("reward").over(by_track) > 0)
+    return (interactions.select("user_id", "track_id", "reward")
+            .withColumn("_trainable", has_positive)
+            .where(F.col("_trainable")).select("user_id", "track_id", "reward"))
 
 
 def item_factor_matrix(model: PipelineModel) -> tuple[np.ndarray, np.ndarray]:

@@ -15,14 +15,14 @@ from pyspark.sql import functions as F
 from setlist import lake
 from setlist.config import SetlistConfig
 from setlist.errors import SetlistError
-from setlist.pipeline import build_interactions, ingest, publish, recommend
+from setlist.pipeline import build_interactions, candidates, ingest, publish
 
 log = logging.getLogger(__name__)
 
 STEPS = {
     "ingest": ingest.run,
     "interactions": build_interactions.run,
-    "recommend": recommend.run,
+    "candidates": candidates.run,
     "publish": publish.run,
 }
 

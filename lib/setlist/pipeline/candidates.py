@@ -1,0 +1,97 @@
+"""Candidates step: the day's interactions and recent listens -> the ``candidates`` union for it.
+
+Runs every configured source, writes the union to partition ``ds`` and logs the
+step to MLflow: the candidate config as parameters; rows, users and wall seconds
+per source, union rows and user coverage as metrics; the fitted ALS model.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from setlist import lake, tracking
+from setlist.candidates.als import als_candidates_from_model, fit_als
+from setlist.candidates.colisten import colisten_candidates
+from setlist.candidates.own_artists import own_artists_candidates
+from setlist.candidates.popularity import popularity_candidates
+from setlist.candidates.union import union_candidates
+from setlist.config import CandidatesConfig, SetlistConfig
+from setlist.spark import set_checkpoint_dir
+
+log = logging.getLogger(__name__)
+ALS_ARTIFACT = "als_model"
+
+
+def flatten(params: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def recent_listens(spark: SparkSession, cfg: SetlistConfig, ds: str) -> DataFrame:
+    """Listens of the ``listens_lookback_days`` days ending with ``ds`` (nothing later)."""
+    first = dt.date.fromisoformat(ds) - dt.timedelta(days=cfg.candidates.listens_lookback_days - 1)
+    listens = lake.read_table(spark, cfg, cfg.tables.listens)
+    return listens.where((F.col("ds") >= first.isoformat()) & (F.col("ds") <= ds))
+
+
+def source_frames(interactions: DataFrame, listens: DataFrame, cfg: CandidatesConfig):
+    """Yield (source, candidates, fitted model or None) for each configured source, lazily."""
+    for name in cfg.sources:
+        if name == "als":
+            model = fit_als(interactions, cfg.als)
+            yield name, als_candidates_from_model(model, interactions, cfg.als), model
+        elif name == "popularity":
+            yield name, popularity_candidates(interactions, listens, cfg.popularity), None
+        elif name == "colisten":
+            yield name, colisten_candidates(interactions, listens, cfg.colisten), None
+        elif name == "own_artists":
+            yield name, own_artists_candidates(interactions, cfg.own_artists), None
+
+
+def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> dict[str, float]:
+    """Write the ``candidates`` partition for ``ds``; returns the metrics it logged."""
+    set_checkpoint_dir(spark, cfg.paths.checkpoints)
+    interactions = lake.read_table(spark, cfg, cfg.tables.interactions, ds).persist(StorageLevel.MEMORY_AND_DISK)
+    listens = recent_listens(spark, cfg, ds)
+    frames: list[DataFrame] = []
+    metrics: dict[str, float] = {}
+    try:
+        with tracking.start_run(cfg, f"candidates-{ds}", {"ds": ds, "run_id": run_id, "step": "candidates"}):
+            tracking.log_params(flatten(cfg.candidates.model_dump()))
+            started = time.perf_counter()
+            for name, frame, model in source_frames(interactions, listens, cfg.candidates):
+                # Materialised one source at a time so each one's wall time is its own.
+                frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+                counts = frame.agg(F.count(F.lit(1)).alias("rows"),
+                                   F.countDistinct("user_id").alias("users")).first()
+                metrics.update({f"{name}_rows": counts["rows"], f"{name}_users": counts["users"],
+                                f"{name}_seconds": time.perf_counter() - started})
+                if model is not None:
+                    tracking.log_spark_model(model, ALS_ARTIFACT)
+                frames.append(frame)
+                started = time.perf_counter()
+            union = union_candidates(frames, cfg.candidates.sources).withColumn("ds", F.lit(ds))
+            lake.write_partition(union, cfg, cfg.tables.candidates, ds, run_id)
+            written = lake.read_table(spark, cfg, cfg.tables.candidates, ds)
+            totals = written.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("user_id").alias("users")).first()
+            users = interactions.select("user_id").distinct().count()
+            metrics.update({"union_rows": totals["rows"], "union_users": totals["users"],
+                            "users_with_interactions": users,
+                            "user_coverage": totals["users"] / users if users else 0.0})
+            tracking.log_metrics(metrics)
+    finally:
+        for frame in frames:
+            frame.unpersist()
+        interactions.unpersist()
+    log.info("candidates %s: %s", ds, metrics)
+    return metrics

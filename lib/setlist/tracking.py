@@ -1,0 +1,60 @@
+"""Every MLflow call of Setlist: runs, parameters, metrics and logged models.
+
+The tracking URI and artifact location come from ``cfg.paths`` (a sqlite store by
+default: MLflow 3 refuses the plain file store). Spark models are saved with their
+own ``write()`` to a temporary folder and logged as artifacts under the given name
+(``mlflow.spark.log_model`` would also infer a pip environment, which is slow and
+adds nothing here); reload with ``PipelineModel.load`` on the downloaded folder.
+"""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import mlflow
+
+from setlist.config import SetlistConfig
+
+
+def _artifact_uri(folder: str) -> str:
+    return folder if "://" in folder else Path(folder).absolute().as_uri()
+
+
+def use_experiment(cfg: SetlistConfig) -> str:
+    """Point MLflow at the configured store and experiment (created if missing); its id."""
+    mlflow.set_tracking_uri(cfg.paths.mlflow_tracking_uri)
+    name = cfg.tracking.experiment_name
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        return mlflow.create_experiment(name, artifact_location=_artifact_uri(cfg.paths.mlflow_artifacts))
+    return experiment.experiment_id
+
+
+@contextlib.contextmanager
+def start_run(cfg: SetlistConfig, run_name: str, tags: dict[str, str] | None = None) -> Iterator[str]:
+    """A run in the configured experiment; yields its run id. A failure marks it FAILED."""
+    experiment_id = use_experiment(cfg)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags or {}) as run:
+        yield run.info.run_id
+
+
+def log_params(params: dict) -> None:
+    mlflow.log_params({key: str(value) for key, value in params.items()})
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    mlflow.log_metrics({key: float(value) for key, value in metrics.items()})
+
+
+def log_spark_model(model, name: str) -> str:
+    """Save a Spark ML model (anything with ``write()``) and log it as artifacts ``name/``.
+
+    Returns the artifact URI of the logged folder.
+    """
+    with tempfile.TemporaryDirectory(prefix="setlist-model-") as tmp:
+        folder = Path(tmp) / name
+        model.write().overwrite().save(str(folder))
+        mlflow.log_artifacts(str(folder), artifact_path=name)
+    return mlflow.get_artifact_uri(name)
