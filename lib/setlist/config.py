@@ -54,6 +54,10 @@ class TablesConfig(Section):
     ranked_recs: str = "ranked_recs"
     # One row per completed daily run: the marker backfill uses to skip finished days.
     pipeline_runs: str = "pipeline_runs"
+    # One row per (experiment, user seen up to ds): bucket, variant, model reference.
+    experiment_assignments: str = "experiment_assignments"
+    # One row per (experiment, metric, treatment variant) analysed on ds.
+    experiment_results: str = "experiment_results"
 
 
 class EventsConfig(Section):
@@ -265,6 +269,11 @@ class ExperimentSimulatorConfig(Section):
 
 
 class ExperimentsConfig(Section):
+    # Per-user outcome metrics the analysis knows how to aggregate from listens
+    # (setlist.experiments.outcomes); ``metrics`` picks among them.
+    KNOWN_METRICS: ClassVar[tuple[str, ...]] = (
+        "minutes_played", "streams", "skips", "saves", "rec_minutes_played")
+
     alpha: float = 0.05
     # Sample-ratio mismatch is flagged below this chi-square p-value.
     srm_alpha: float = 0.001
@@ -272,8 +281,26 @@ class ExperimentsConfig(Section):
         "minutes_played", "streams", "skips", "saves"])
     # Column suffix of a metric's pre-exposure value, the CUPED covariate.
     pre_suffix: str = "_pre"
+    # CUPED covariate window: the pre_days days before an experiment's start_date.
+    pre_days: int = Field(default=14, gt=0)
+    # A play counts as a stream once this long was heard.
+    stream_threshold_s: float = 30.0
+    # rec_minutes_played: listening on the surfaces that show our recommendations.
+    recommendation_surfaces: list[str] = Field(default_factory=lambda: ["home"])
     experiments: list[ExperimentConfig] = Field(default_factory=list)
     simulator: ExperimentSimulatorConfig = ExperimentSimulatorConfig()
+
+    @model_validator(mode="after")
+    def _check_metrics(self) -> "ExperimentsConfig":
+        unknown = sorted(set(self.metrics) - set(self.KNOWN_METRICS))
+        if unknown:
+            raise ConfigError(f"experiments.metrics: unknown metric(s) {unknown}, "
+                              f"expected some of {list(self.KNOWN_METRICS)}")
+        names = [e.name for e in self.experiments]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ConfigError(f"experiments.experiments: duplicate experiment name(s) {duplicated}")
+        return self
 
 
 class EvaluationConfig(Section):

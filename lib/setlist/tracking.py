@@ -58,3 +58,10 @@ def log_spark_model(model, name: str) -> str:
         model.write().overwrite().save(str(folder))
         mlflow.log_artifacts(str(folder), artifact_path=name)
     return mlflow.get_artifact_uri(name)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> str:
+    """Log one local file (a report, a plot) under ``artifact_path``; its artifact URI."""
+    path = Path(path)
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+    return mlflow.get_artifact_uri(f"{artifact_path}/{path.name}" if artifact_path else path.name)
