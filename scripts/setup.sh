@@ -36,3 +36,12 @@ mkdir -p "$SPARK_HOME_DIR/conf"
   echo "spark.pyspark.python $PWD/.venv/bin/python"
   echo "spark.pyspark.driver.python $PWD/.venv/bin/python"
 } > "$SPARK_HOME_DIR/conf/spark-defaults.conf"
+
+# Airflow 3 in its own virtualenv: its pins fight ours. uv installs it in seconds, so always
+# (SETLIST_AIRFLOW=0 skips it). tests/test_airflow_dags.py runs Airflow from here.
+AIRFLOW_VERSION="3.3.2"
+if [ "${SETLIST_AIRFLOW:-1}" != 0 ]; then
+  [ -x .venv-airflow/bin/python ] || $UV venv --quiet -p "$PYTHON" .venv-airflow
+  $UV pip install --quiet -p .venv-airflow/bin/python "apache-airflow==${AIRFLOW_VERSION}" "pydantic>=2.7,<3" pyyaml
+  echo "setup: .venv-airflow ready (Airflow $(.venv-airflow/bin/python -c 'import airflow; print(airflow.__version__)'))"
+fi
