@@ -5,8 +5,10 @@ order, retries, the schedule. ``SETLIST_CONF`` (paths separated by ``os.pathsep`
 config files to load and pass on to every job; default ``conf/default.yaml``.
 
 Each task is templated on the logical date (``--ds {{ ds }}``) and passes Airflow's run id
-(``--run-id {{ run_id }}``): every job replaces exactly its own day of each table, so a
-retry, a cleared task or a backfill of old dates rewrites that day and nothing else.
+and try number (``--run-id {{ run_id }}-try{{ ti.try_number }}``): every job replaces exactly
+its own day of each table, so a retry, a cleared task or a backfill of old dates rewrites that
+day and nothing else. The try number is part of the id because a cleared task must write
+again (Delta skips a second write with the same transaction id).
 No data passes through XCom.
 """
 from __future__ import annotations
@@ -33,12 +35,13 @@ venv_bin = (project / flow.venv / "bin").resolve()
 
 
 def submit_command(job: str) -> str:
-    """The shell command of one task; ``{{ ds }}`` and ``{{ run_id }}`` are templated by Airflow."""
+    """The shell command of one task; ``{{ ds }}``, ``{{ run_id }}`` and the try number are
+    templated by Airflow."""
     conf_args = [arg for path in (CONF_FILES or []) for arg in ("--conf", str(path))]
     args = ["spark-submit", "--master", cfg.spark.master, *flow.spark_submit_args,
             f"jobs/{job}.py", *conf_args]
     return (f"cd {shlex.quote(str(project))} && PATH={shlex.quote(str(venv_bin))}:$PATH "
-            + shlex.join(args) + " --ds {{ ds }} --run-id {{ run_id }}")
+            + shlex.join(args) + " --ds {{ ds }} --run-id {{ run_id }}-try{{ ti.try_number }}")
 
 
 with DAG(

@@ -60,7 +60,7 @@ def test_daily_dag_imports_and_wires_the_configured_steps(tmp_path):
     for task, command in dag["commands"].items():
         job = next(step.job for step in steps if step.name == task)
         assert f"spark-submit --master 'local[2]' jobs/{job}.py" in command
-        assert command.endswith("--ds {{ ds }} --run-id {{ run_id }}")
+        assert command.endswith("--ds {{ ds }} --run-id {{ run_id }}-try{{ ti.try_number }}")
 
 
 def test_adding_a_step_is_a_config_change(tmp_path):
