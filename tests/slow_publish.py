@@ -30,9 +30,11 @@ def main():
     scored = (spark.range(0, 4000, numPartitions=40)
               .select((F.col("id") % 100).cast("string").alias("user_id"),
                       F.col("id").cast("string").alias("track_id"),
-                      F.col("id").cast("double").alias("score"), F.lit("popularity").alias("source"))
+                      F.lit("home").alias("surface"), F.col("id").cast("double").alias("score"),
+                      F.array(F.lit("popularity")).alias("sources"))
               .repartition(40)
-              .mapInPandas(slowly(float(sleep_s)), "user_id string, track_id string, score double, source string"))
+              .mapInPandas(slowly(float(sleep_s)), "user_id string, track_id string, surface string, score double, "
+                                                             "sources array<string>"))
     ranked = rank_recommendations(scored, 50, model_version, ds)
     print("WRITING", flush=True)
     lake.write_partition(ranked, cfg, cfg.tables.ranked_recs, ds, run_id)

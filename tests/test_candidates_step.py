@@ -55,6 +55,6 @@ def test_step_writes_the_union_and_logs_the_run(spark, make_cfg):
     publish.run(spark, cfg, DS, "run-1")
     recs = lake.read_table(spark, cfg, cfg.tables.ranked_recs, DS)
     assert recs.columns == RANKED_RECS_COLUMNS
-    first = recs.where("user_id = 'u0'").orderBy("rank").collect()
+    first = recs.where("user_id = 'u0' and surface = 'home'").orderBy("rank").collect()
     assert [r.rank for r in first] == list(range(1, len(first) + 1)) and len(first) <= 8
-    assert first[0].source == "als"
+    assert "als" in first[0].sources and set(first[0].asDict()) >= {"surface", "model_version"}

@@ -7,6 +7,7 @@ from deltalake import DeltaTable
 
 from setlist import generator, lake
 from setlist.pipeline import daily
+from setlist.publish import RANKED_RECS_COLUMNS
 
 from conftest import event, write_lines
 
@@ -80,8 +81,11 @@ def test_recommendations_are_ranked_lists_per_user_and_day(generated):
     cfg, _ = generated
     recs = frame(cfg, "ranked_recs")
     assert set(recs.ds) == set(DAYS)
-    assert {"user_id", "rank", "track_id", "score", "model_version", "ds"} <= set(recs.columns)
-    for (_, _), lst in recs.groupby(["ds", "user_id"]):
+    assert list(recs.columns) == RANKED_RECS_COLUMNS
+    # No champion after two days (the ranker trains from day 4): the blend is published.
+    assert set(recs.model_version) == {cfg.publish.model_version}
+    assert set(recs.surface) == set(cfg.publish.surfaces)
+    for _, lst in recs.groupby(["ds", "user_id", "surface"]):
         assert sorted(lst["rank"]) == list(range(1, len(lst) + 1))
         assert len(lst) <= cfg.publish.top_n
         assert lst.track_id.is_unique

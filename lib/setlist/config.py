@@ -197,7 +197,10 @@ class RecommendConfig(Section):
 
 class PublishConfig(Section):
     top_n: int = 50
+    # Recorded as model_version when no model holds the champion alias (blend_order is published).
     model_version: str = "candidate-blend"
+    # A top_n list per user for each of these surfaces (the ranker sees the surface).
+    surfaces: list[str] = Field(default_factory=lambda: ["home", "now_playing", "radio"])
 
 
 class TrackingConfig(Section):
@@ -498,6 +501,73 @@ class AirflowConfig(Section):
         return self
 
 
+class FeaturesConfig(Section):
+    """Ranking features (setlist.features), all from events before the candidate cutoff."""
+    # Events read before the cutoff; the longest window must fit in it.
+    history_days: int = Field(default=28, gt=0)
+    # Activity and popularity counted over each of these trailing windows (days).
+    windows_days: list[int] = Field(default_factory=lambda: [1, 7, 28])
+    # Track trend = daily plays in the short window / daily plays in the long window.
+    trend_short_days: int = Field(default=1, gt=0)
+    trend_long_days: int = Field(default=7, gt=0)
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> "FeaturesConfig":
+        longest = max([*self.windows_days, self.trend_long_days])
+        if longest > self.history_days:
+            raise ConfigError(f"features.windows_days / trend_long_days: window {longest} days is longer "
+                              f"than features.history_days={self.history_days}")
+        return self
+
+
+class RankingConfig(Section):
+    """LightGBM LambdaRank ranker (setlist.ranking) and its release gate."""
+    # Graded relevance of a (user, surface, candidate) from the user's best event after the
+    # cutoff: an early skip lowest, then nothing, a listen past the threshold, a completed
+    # listen, a save. Evaluation counts grades above grade_none as relevant (gain = grade - grade_none).
+    grade_skip: int = 0
+    grade_none: int = 1
+    grade_listen: int = 2
+    grade_completed: int = 3
+    grade_saved: int = 4
+    # LightGBM's gain per grade (index = grade), set explicitly: its default grows as 2^grade.
+    label_gain: list[float] = Field(default_factory=lambda: [0.0, 1.0, 3.0, 7.0, 15.0])
+    # Labels: events in [cutoff, cutoff + label_days).
+    label_days: int = Field(default=1, gt=0)
+    # Candidates per (user, surface) query, best source rank first; LightGBM refuses > 10,000.
+    max_group_size: int = Field(default=500, gt=1, lt=10_000)
+    # Rows brought to the driver (pandas) per day: whole (user, surface) groups, sampled by hash.
+    max_rows_per_day: int = Field(default=300_000, gt=0)
+    seed: int = 7
+    num_boost_round: int = Field(default=200, gt=0)
+    early_stopping_rounds: int = Field(default=20, gt=0)
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 20
+    feature_fraction: float = 0.9
+    bagging_fraction: float = 0.8
+    bagging_freq: int = 1
+    lambdarank_truncation_level: int = 20
+    num_threads: int = 2
+    # Daily run: on day D train on the candidates of D - train_lag_days, stop early on the
+    # next day's and evaluate (and gate) on the day after that; every label is seen by D's end.
+    train_in_daily: bool = True
+    train_lag_days: int = Field(default=3, ge=3)
+    # The gate promotes a model whose NDCG@k >= the champion's - gate_tolerance (same evaluation set).
+    gate_tolerance: float = Field(default=0.005, ge=0)
+
+    @model_validator(mode="after")
+    def _check_grades(self) -> "RankingConfig":
+        grades = [self.grade_skip, self.grade_none, self.grade_listen, self.grade_completed, self.grade_saved]
+        if grades != sorted(set(grades)) or grades[0] < 0:
+            raise ConfigError(f"ranking.grade_*: expected strictly increasing non-negative grades "
+                              f"skip < none < listen < completed < saved, got {grades}")
+        if len(self.label_gain) <= max(grades):
+            raise ConfigError(f"ranking.label_gain: {len(self.label_gain)} gains for grades up to "
+                              f"{max(grades)}; expected one per grade 0..{max(grades)}")
+        return self
+
+
 class SetlistConfig(Section):
     spark: SparkConfig = SparkConfig()
     paths: PathsConfig = PathsConfig()
@@ -512,6 +582,8 @@ class SetlistConfig(Section):
     experiments: ExperimentsConfig = ExperimentsConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     importers: ImportersConfig = ImportersConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    ranking: RankingConfig = RankingConfig()
     airflow: AirflowConfig = AirflowConfig()
 
 

@@ -4,17 +4,29 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-RANKED_RECS_COLUMNS = ["user_id", "rank", "track_id", "score", "source", "model_version", "ds"]
+from setlist.candidates.union import blend_order
+
+RANKED_RECS_COLUMNS = ["user_id", "surface", "rank", "track_id", "score", "sources", "model_version", "ds"]
 
 
 def rank_recommendations(scored: DataFrame, top_n: int, model_version: str, ds: str) -> DataFrame:
-    """(user_id, track_id, score, source) -> top ``top_n`` per user with a dense 1..n rank.
+    """(user_id, surface, track_id, score, sources) -> top ``top_n`` per (user, surface) with a
+    dense 1..n rank (``RANKED_RECS_COLUMNS``).
 
     Ties in score are broken by track_id so a rerun gives identical ranks.
     """
-    by_user = Window.partitionBy("user_id").orderBy(F.desc("score"), F.asc("track_id"))
-    return (scored.withColumn("rank", F.row_number().over(by_user))
+    by_list = Window.partitionBy("user_id", "surface").orderBy(F.desc("score"), F.asc("track_id"))
+    return (scored.withColumn("rank", F.row_number().over(by_list))
             .where(F.col("rank") <= top_n)
-            .select("user_id", F.col("rank").cast("int").alias("rank"), "track_id",
-                    F.col("score").cast("double").alias("score"), "source",
+            .select("user_id", "surface", F.col("rank").cast("int").alias("rank"), "track_id",
+                    F.col("score").cast("double").alias("score"), "sources",
                     F.lit(model_version).alias("model_version"), F.lit(ds).alias("ds")))
+
+
+def blend_on_surfaces(union: DataFrame, source_priority: list[str], surfaces: list[str]) -> DataFrame:
+    """The candidate union -> (user_id, surface, track_id, score, sources) in ``blend_order``,
+    the same list on every surface (the fallback while no ranker is champion)."""
+    return (blend_order(union, source_priority)
+            .join(union.select("user_id", "track_id", "sources"), on=["user_id", "track_id"], how="inner")
+            .select("user_id", F.explode(F.array(*[F.lit(s) for s in surfaces])).alias("surface"),
+                    "track_id", "score", "sources"))

@@ -65,3 +65,64 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> str:
     path = Path(path)
     mlflow.log_artifact(str(path), artifact_path=artifact_path)
     return mlflow.get_artifact_uri(f"{artifact_path}/{path.name}" if artifact_path else path.name)
+
+
+# --------------------------------------------------------------------------- ranker registry
+
+def _client(cfg: SetlistConfig):
+    mlflow.set_tracking_uri(cfg.paths.mlflow_tracking_uri)
+    return mlflow.MlflowClient()
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    mlflow.set_tags({key: str(value) for key, value in tags.items()})
+
+
+def log_figure(figure, artifact_file: str) -> None:
+    """Log a matplotlib figure as an image artifact (e.g. ``feature_importance.png``)."""
+    mlflow.log_figure(figure, artifact_file)
+
+
+def log_dict(values: dict, artifact_file: str) -> None:
+    mlflow.log_dict(values, artifact_file)
+
+
+def log_ranker(cfg: SetlistConfig, booster, input_example) -> int:
+    """Log a LightGBM booster (signature and input example from ``input_example``, a pandas
+    frame of feature rows) in the active run and register it as ``tracking.model_name``;
+    returns the new registry version."""
+    import lightgbm
+    import mlflow.lightgbm
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, booster.predict(input_example))
+    info = mlflow.lightgbm.log_model(booster, name="ranker", signature=signature, input_example=input_example,
+                                     registered_model_name=cfg.tracking.model_name,
+                                     # Skips MLflow's slow requirement inference.
+                                     pip_requirements=[f"lightgbm=={lightgbm.__version__}"])
+    return int(info.registered_model_version)
+
+
+def champion_version(cfg: SetlistConfig) -> int | None:
+    """The registry version holding ``tracking.champion_alias``, or None (no model or no alias)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = _client(cfg).get_model_version_by_alias(cfg.tracking.model_name, cfg.tracking.champion_alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+    return int(version.version)
+
+
+def set_champion(cfg: SetlistConfig, version: int) -> None:
+    _client(cfg).set_registered_model_alias(cfg.tracking.model_name, cfg.tracking.champion_alias, str(version))
+
+
+def load_ranker(cfg: SetlistConfig, version: int):
+    """The LightGBM booster of registry version ``version`` of ``tracking.model_name``."""
+    import mlflow.lightgbm
+
+    _client(cfg)
+    return mlflow.lightgbm.load_model(f"models:/{cfg.tracking.model_name}/{version}")

@@ -1,4 +1,7 @@
-"""The daily run: ingest -> interactions -> candidates -> publish, for one date.
+"""The daily run: ingest -> interactions -> candidates -> train_ranker -> publish, for one date.
+
+``train_ranker`` (when ``ranking.train_in_daily``) trains on days a few days back and may move
+the champion; a refused gate is logged and publishing goes on with the current champion.
 
 A day is complete once its row is in ``pipeline_runs`` (written last), which is
 what backfill checks; a crash before that leaves the day to be run again, and
@@ -15,7 +18,7 @@ from pyspark.sql import functions as F
 from setlist import lake
 from setlist.config import SetlistConfig
 from setlist.errors import SetlistError
-from setlist.pipeline import build_interactions, candidates, ingest, publish
+from setlist.pipeline import build_interactions, candidates, ingest, publish, train_ranker
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +26,22 @@ STEPS = {
     "ingest": ingest.run,
     "interactions": build_interactions.run,
     "candidates": candidates.run,
+    "train_ranker": train_ranker.run,
     "publish": publish.run,
 }
 
 
+def steps(cfg: SetlistConfig) -> dict:
+    """The configured steps in order (``train_ranker`` only with ``ranking.train_in_daily``)."""
+    return {name: step for name, step in STEPS.items() if name != "train_ranker" or cfg.ranking.train_in_daily}
+
+
 def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> None:
-    for name, step in STEPS.items():
+    configured = steps(cfg)
+    for name, step in configured.items():
         log.info("daily %s: %s", ds, name)
         step(spark, cfg, ds, run_id)
-    marker = spark.createDataFrame([(ds, run_id, ",".join(STEPS))], "ds string, run_id string, steps string")
+    marker = spark.createDataFrame([(ds, run_id, ",".join(configured))], "ds string, run_id string, steps string")
     lake.write_partition(marker, cfg, cfg.tables.pipeline_runs, ds, run_id)
 
 

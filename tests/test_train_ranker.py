@@ -1,0 +1,118 @@
+"""Train-ranker step and publishing with the champion, on four tiny generated days."""
+import mlflow
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from setlist import generator, lake, ranking, tracking
+from setlist.candidates.own_artists import own_artists_candidates
+from setlist.candidates.popularity import popularity_candidates
+from setlist.candidates.union import union_candidates
+from setlist.events import LISTENS_SCHEMA
+from setlist.features import SURFACE_CODE, feature_columns
+from setlist.interactions import build_interactions
+from setlist.pipeline import publish, train_ranker
+
+DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
+SMALL = ["generator.n_users=40", "generator.n_artists=30", "generator.n_genres=4",
+         "candidates.sources=[popularity,own_artists]",
+         "candidates.source_priority=[own_artists,popularity]", "candidates.top_n_per_source=20",
+         "ranking.num_boost_round=30", "ranking.early_stopping_rounds=10", "ranking.num_leaves=7",
+         "ranking.min_data_in_leaf=5", "ranking.num_threads=1", "ranking.gate_tolerance=0.0",
+         "publish.top_n=5", "publish.surfaces=[home,radio]"]
+
+
+@pytest.fixture(scope="module")
+def lake_days(spark, tmp_path_factory):
+    """Listens and candidates of DAYS written straight to a temp lake (no ingest, two cheap sources)."""
+    from conftest import TEST_OVERRIDES
+    from setlist.config import load_config
+    root = tmp_path_factory.mktemp("ranker")
+    cfg = load_config(overrides=TEST_OVERRIDES + SMALL + [
+        f"paths.lake={root / 'lake'}", f"paths.mlflow_tracking_uri=sqlite:///{root / 'mlflow.db'}",
+        f"paths.mlflow_artifacts={root / 'mlartifacts'}"])
+    world = generator.build_world(cfg.generator)
+    c = cfg.candidates
+    for ds in DAYS:
+        day = spark.createDataFrame(generator.generate_day(cfg.generator, ds, world).astype({"ts": str}))
+        day = day.withColumn("ds", F.lit(ds)).select(
+            *[F.col(f.name).cast(f.dataType).alias(f.name) for f in LISTENS_SCHEMA.fields])
+        lake.write_partition(day, cfg, cfg.tables.listens, ds, "fixture")
+        listens = lake.read_table(spark, cfg, cfg.tables.listens).where(F.col("ds") <= ds)
+        interactions = build_interactions(listens, ds, cfg.rewards).cache()
+        frames = [popularity_candidates(interactions, listens, c.popularity),
+                  own_artists_candidates(interactions, c.own_artists)]
+        union = union_candidates(frames, c.sources).withColumn("ds", F.lit(ds))
+        lake.write_partition(union, cfg, cfg.tables.candidates, ds, "fixture")
+        interactions.unpersist()
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def first_model(spark, lake_days):
+    return train_ranker.run(spark, lake_days, DAYS[-1], "first")
+
+
+def test_too_little_history_is_skipped_without_logging(spark, lake_days):
+    result = train_ranker.run(spark, lake_days, DAYS[-2], "early")
+    assert result.status == train_ranker.SKIPPED and "listens ds=2026-11-03" not in result.message
+    assert "candidates ds=2026-10-31" in result.message
+
+
+def test_the_first_model_becomes_champion_with_its_run_logged(lake_days, first_model):
+    cfg = lake_days
+    assert first_model.status == train_ranker.PROMOTED
+    assert tracking.champion_version(cfg) == first_model.version == 1
+    mlflow.set_tracking_uri(cfg.paths.mlflow_tracking_uri)
+    run = mlflow.search_runs(experiment_names=[cfg.tracking.experiment_name], output_format="list",
+                             filter_string="tags.step = 'train_ranker'")[0]
+    assert run.data.tags["gate_decision"] == "promoted"
+    assert run.data.metrics["gate_promoted"] == 1.0
+    assert {"ranker_ndcg_at_10", "ranker_map_at_10", "ranker_hit_rate_at_10",
+            "popularity_order_ndcg_at_10"} <= set(run.data.metrics)
+    assert run.data.params["train_ds"] == DAYS[0] and run.data.params["eval_ds"] == DAYS[2]
+    artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=run.info.run_id)}
+    assert {"feature_importance.png", "feature_importance.json"} <= artifacts
+    model = mlflow.models.get_model_info(f"models:/{cfg.tracking.model_name}@{cfg.tracking.champion_alias}")
+    assert model.signature is not None
+    assert [i.name for i in model.signature.inputs.inputs] == feature_columns(cfg)
+
+
+def test_a_worse_model_is_refused_and_an_equal_one_promoted(spark, lake_days, first_model):
+    cfg = lake_days
+    days = train_ranker.split_days(DAYS[-1], cfg.ranking.train_lag_days)
+    frames = train_ranker.day_frames(spark, cfg, days)
+    shuffled = frames["train"].copy()
+    shuffled["label"] = np.random.default_rng(cfg.ranking.seed).permutation(shuffled["label"].to_numpy())
+
+    def fit(train):
+        return ranking.fit_ranker(train, frames["valid"], feature_columns(cfg), [SURFACE_CODE], cfg.ranking,
+                                  cfg.evaluation.ranking_k)
+
+    worse = train_ranker.release(cfg, fit(shuffled), frames["eval"], DAYS[-1], "shuffled")
+    assert worse.status == train_ranker.REFUSED
+    assert "champion" in worse.message and "ndcg_at_10" in worse.message
+    assert tracking.champion_version(cfg) == first_model.version
+    assert worse.metrics["ranker_ndcg_at_10"] < worse.metrics["champion_ndcg_at_10"]
+
+    equal = train_ranker.release(cfg, fit(frames["train"]), frames["eval"], DAYS[-1], "retrained")
+    assert equal.status == train_ranker.PROMOTED
+    assert tracking.champion_version(cfg) == equal.version == worse.version + 1
+
+
+def test_publish_uses_the_champion_and_a_rerun_keeps_one_copy(spark, lake_days, first_model):
+    cfg = lake_days
+    champion = tracking.champion_version(cfg)
+    for run_id in ["pub-1", "pub-2"]:
+        assert publish.run(spark, cfg, DAYS[-1], run_id) == str(champion)
+    recs = lake.read_table(spark, cfg, cfg.tables.ranked_recs, DAYS[-1]).toPandas()
+    assert not recs.duplicated(["user_id", "surface", "rank"]).any()
+    assert not recs.duplicated(["user_id", "surface", "track_id"]).any()
+    assert set(recs.model_version) == {str(champion)}
+    assert set(recs.surface) == set(cfg.publish.surfaces)
+    assert recs.groupby(["user_id", "surface"]).size().max() == cfg.publish.top_n
+    for _, lst in recs.groupby(["user_id", "surface"]):
+        assert lst.sort_values("rank").score.is_monotonic_decreasing
+    candidates = lake.read_table(spark, cfg, cfg.tables.candidates, DAYS[-1]).select("user_id").distinct().count()
+    assert recs.user_id.nunique() == candidates
+    assert [h.operation for h in lake.history(spark, cfg, cfg.tables.ranked_recs).collect()[:2]] == ["WRITE", "WRITE"]
