@@ -1,7 +1,8 @@
 """spark-submit jobs/train_ranker.py --ds yyyy-MM-dd [--conf f.yaml] [--set key=value]
 
-Trains, registers and gates a ranker (setlist.pipeline.train_ranker). Exit status: 0 promoted
-or skipped (not enough history), 3 refused by the gate (the champion stays), 1 an error.
+Trains, registers and gates a ranker (setlist.pipeline.train_ranker) and prints its status
+(promoted / refused / skipped). A refusal leaves the champion serving and exits 0, so a scheduler
+still runs publish after it; with --fail-on-refusal it exits 3. An error exits 1.
 """
 import sys
 from pathlib import Path
@@ -19,10 +20,13 @@ GATE_REFUSED_EXIT = 3
 
 
 def main() -> None:
-    args, cfg = cli.parse(cli.job_parser(__doc__))
+    parser = cli.job_parser(__doc__)
+    parser.add_argument("--fail-on-refusal", action="store_true",
+                        help=f"exit {GATE_REFUSED_EXIT} when the gate refuses the new model")
+    args, cfg = cli.parse(parser)
     result = train_ranker.run(build_session(cfg.spark), cfg, args.ds, args.run_id)
     print(f"train_ranker {args.ds}: {result.status}: {result.message}")
-    if result.status == train_ranker.REFUSED:
+    if result.status == train_ranker.REFUSED and args.fail_on_refusal:
         sys.exit(GATE_REFUSED_EXIT)
 
 

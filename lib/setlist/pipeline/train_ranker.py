@@ -9,7 +9,8 @@ The model is logged with its signature and registered as ``tracking.model_name``
 then compares it with the ``champion`` on the same evaluation frame and moves the alias only
 when it is at least as good within ``ranking.gate_tolerance``. A refusal is logged (run tag
 ``gate_decision=refused``, metric ``gate_promoted=0``) and returned, not raised: the daily
-run goes on publishing with the champion; ``jobs/train_ranker.py`` exits with status 3.
+run goes on publishing with the champion; ``jobs/train_ranker.py`` prints it and exits 0
+(3 with ``--fail-on-refusal``).
 """
 from __future__ import annotations
 
