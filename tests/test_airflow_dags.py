@@ -22,11 +22,10 @@ from setlist.config import load_config
 REPO = Path(__file__).resolve().parents[1]
 AIRFLOW_PYTHON = REPO / ".venv-airflow" / "bin" / "python"
 DAY = "2026-11-01"
-EXPECTED_EDGES = [["assign_experiments", "publish"], ["candidates", "publish"], ["ingest", "assign_experiments"],
-                  ["ingest", "interactions"], ["interactions", "candidates"], ["publish", "analyze_experiment"]]
+EXPECTED_EDGES = [["assign_experiments", "publish"], ["candidates", "train_ranker"], ["ingest", "assign_experiments"],
+                  ["ingest", "interactions"], ["interactions", "candidates"], ["publish", "analyze_experiment"],
+                  ["train_ranker", "publish"]]
 
-pytestmark = pytest.mark.skipif(not AIRFLOW_PYTHON.exists(),
-                                reason="no .venv-airflow: run scripts/setup.sh")
 
 
 def airflow_env(home: Path, conf: list[Path]) -> dict[str, str]:

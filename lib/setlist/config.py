@@ -455,52 +455,6 @@ class CandidatesConfig(Section):
         return self
 
 
-class AirflowStep(Section):
-    """One DAG task: ``spark-submit jobs/<job>.py --ds {{ ds }} --run-id {{ run_id }}``."""
-    name: str
-    job: str
-    after: list[str] = Field(default_factory=list)
-
-
-class AirflowConfig(Section):
-    """The daily DAG (airflow_dags/): which jobs run, in which order, and how they are submitted."""
-    dag_id: str = "setlist_daily"
-    schedule: str = "@daily"
-    start_date: str = "2026-11-01"
-    catchup: bool = False
-    # Days run one at a time, in order: a day's candidates read earlier days' listens.
-    max_active_runs: int = Field(default=1, gt=0)
-    retries: int = Field(default=2, ge=0)
-    retry_delay_minutes: float = Field(default=5.0, ge=0)
-    # Folder holding jobs/ and the virtualenv (relative: from the repository root).
-    project_dir: str = "."
-    venv: str = ".venv"
-    # Extra spark-submit arguments before the job (e.g. --py-files dist/setlist-*.whl on a cluster);
-    # --master comes from spark.master.
-    spark_submit_args: list[str] = Field(default_factory=list)
-    steps: list[AirflowStep] = Field(default_factory=lambda: [
-        AirflowStep(name="ingest", job="ingest"),
-        AirflowStep(name="interactions", job="interactions", after=["ingest"]),
-        AirflowStep(name="candidates", job="candidates", after=["interactions"]),
-        AirflowStep(name="assign_experiments", job="assign_experiments", after=["ingest"]),
-        AirflowStep(name="publish", job="publish", after=["candidates", "assign_experiments"]),
-        AirflowStep(name="analyze_experiment", job="analyze_experiment", after=["publish"]),
-    ])
-
-    @model_validator(mode="after")
-    def _check_steps(self) -> "AirflowConfig":
-        names = [step.name for step in self.steps]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise ConfigError(f"airflow.steps: duplicate step name(s) {duplicated}")
-        for step in self.steps:
-            unknown = sorted(set(step.after) - set(names))
-            if unknown:
-                raise ConfigError(f"airflow.steps[{step.name}].after: unknown step(s) {unknown}, "
-                                  f"expected some of {names}")
-        return self
-
-
 class FeaturesConfig(Section):
     """Ranking features (setlist.features), all from events before the candidate cutoff."""
     # Events read before the cutoff; the longest window must fit in it.
@@ -568,6 +522,53 @@ class RankingConfig(Section):
         return self
 
 
+class AirflowStep(Section):
+    """One DAG task: ``spark-submit jobs/<job>.py --ds {{ ds }} --run-id {{ run_id }}``."""
+    name: str
+    job: str
+    after: list[str] = Field(default_factory=list)
+
+
+class AirflowConfig(Section):
+    """The daily DAG (airflow_dags/): which jobs run, in which order, and how they are submitted."""
+    dag_id: str = "setlist_daily"
+    schedule: str = "@daily"
+    start_date: str = "2026-11-01"
+    catchup: bool = False
+    # Days run one at a time, in order: a day's candidates read earlier days' listens.
+    max_active_runs: int = Field(default=1, gt=0)
+    retries: int = Field(default=2, ge=0)
+    retry_delay_minutes: float = Field(default=5.0, ge=0)
+    # Folder holding jobs/ and the virtualenv (relative: from the repository root).
+    project_dir: str = "."
+    venv: str = ".venv"
+    # Extra spark-submit arguments before the job (e.g. --py-files dist/setlist-*.whl on a cluster);
+    # --master comes from spark.master.
+    spark_submit_args: list[str] = Field(default_factory=list)
+    steps: list[AirflowStep] = Field(default_factory=lambda: [
+        AirflowStep(name="ingest", job="ingest"),
+        AirflowStep(name="interactions", job="interactions", after=["ingest"]),
+        AirflowStep(name="candidates", job="candidates", after=["interactions"]),
+        AirflowStep(name="assign_experiments", job="assign_experiments", after=["ingest"]),
+        AirflowStep(name="train_ranker", job="train_ranker", after=["candidates"]),
+        AirflowStep(name="publish", job="publish", after=["train_ranker", "assign_experiments"]),
+        AirflowStep(name="analyze_experiment", job="analyze_experiment", after=["publish"]),
+    ])
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> "AirflowConfig":
+        names = [step.name for step in self.steps]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ConfigError(f"airflow.steps: duplicate step name(s) {duplicated}")
+        for step in self.steps:
+            unknown = sorted(set(step.after) - set(names))
+            if unknown:
+                raise ConfigError(f"airflow.steps[{step.name}].after: unknown step(s) {unknown}, "
+                                  f"expected some of {names}")
+        return self
+
+
 class SetlistConfig(Section):
     spark: SparkConfig = SparkConfig()
     paths: PathsConfig = PathsConfig()
@@ -582,9 +583,9 @@ class SetlistConfig(Section):
     experiments: ExperimentsConfig = ExperimentsConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     importers: ImportersConfig = ImportersConfig()
+    airflow: AirflowConfig = AirflowConfig()
     features: FeaturesConfig = FeaturesConfig()
     ranking: RankingConfig = RankingConfig()
-    airflow: AirflowConfig = AirflowConfig()
 
 
 def _deep_merge(base: dict, extra: dict) -> dict:
