@@ -46,6 +46,25 @@ def read_table_or_empty(spark: SparkSession, cfg: SetlistConfig, table: str,
     return spark.createDataFrame([], schema)
 
 
+def _write_partitioned(df: DataFrame, cfg: SetlistConfig, table: str, txn_key: str,
+                       run_id: str, replace_where: str | None) -> None:
+    """The one Delta overwrite of a ``ds``-partitioned table: one commit, tagged with the run.
+
+    ``replace_where`` limits the overwrite to matching rows (one day); None replaces the table.
+    """
+    if PARTITION not in df.columns:
+        raise LakeError(f"writing '{table}': the frame has no '{PARTITION}' column")
+    writer = (df.write.format("delta").mode("overwrite")
+              .option("txnAppId", f"setlist/{table}/{txn_key}/{run_id}")
+              .option("txnVersion", 0)
+              .option("userMetadata", f"run_id={run_id} {txn_key}"))
+    if replace_where is None:
+        writer = writer.option("overwriteSchema", "true")
+    else:
+        writer = writer.option("replaceWhere", replace_where)
+    writer.partitionBy(PARTITION).save(table_path(cfg, table))
+
+
 def write_partition(df: DataFrame, cfg: SetlistConfig, table: str, ds: str,
                     run_id: str) -> None:
     """Replace partition ``ds`` of ``table`` with ``df`` in one Delta commit.
@@ -54,16 +73,7 @@ def write_partition(df: DataFrame, cfg: SetlistConfig, table: str, ds: str,
     the ``replaceWhere`` predicate and refuses the commit otherwise). Other days
     are untouched. A second call with the same ``run_id`` is a no-op.
     """
-    if PARTITION not in df.columns:
-        raise LakeError(f"writing '{table}': the frame has no '{PARTITION}' column")
-    (df.write.format("delta")
-       .mode("overwrite")
-       .option("replaceWhere", f"{PARTITION} = '{ds}'")
-       .option("txnAppId", f"setlist/{table}/{ds}/{run_id}")
-       .option("txnVersion", 0)
-       .option("userMetadata", f"run_id={run_id} ds={ds}")
-       .partitionBy(PARTITION)
-       .save(table_path(cfg, table)))
+    _write_partitioned(df, cfg, table, f"ds={ds}", run_id, f"{PARTITION} = '{ds}'")
 
 
 def last_write_rows(spark: SparkSession, cfg: SetlistConfig, table: str) -> int:
@@ -84,14 +94,7 @@ def replace_table(df: DataFrame, cfg: SetlistConfig, table: str, run_id: str) ->
     Readers see the previous version until the commit; a retry with the same ``run_id``
     is a no-op, like ``write_partition``.
     """
-    if PARTITION not in df.columns:
-        raise LakeError(f"writing '{table}': the frame has no '{PARTITION}' column")
-    (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-       .option("txnAppId", f"setlist/{table}/all/{run_id}")
-       .option("txnVersion", 0)
-       .option("userMetadata", f"run_id={run_id} replace")
-       .partitionBy(PARTITION)
-       .save(table_path(cfg, table)))
+    _write_partitioned(df, cfg, table, "all", run_id, None)
 
 
 def history(spark: SparkSession, cfg: SetlistConfig, table: str) -> DataFrame:
