@@ -24,7 +24,7 @@ AIRFLOW_PYTHON = REPO / ".venv-airflow" / "bin" / "python"
 DAY = "2026-11-01"
 EXPECTED_EDGES = [["assign_experiments", "publish"], ["candidates", "train_ranker"], ["ingest", "assign_experiments"],
                   ["ingest", "interactions"], ["interactions", "candidates"], ["publish", "analyze_experiment"],
-                  ["train_ranker", "publish"]]
+                  ["train_ranker", "publish"], ["publish", "mark_complete"]]
 
 
 
@@ -100,12 +100,12 @@ def test_one_dag_run_executes_every_job_on_a_tiny_generated_day(tmp_path):
     airflow = str(AIRFLOW_PYTHON.parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=180, check=True)
     run = subprocess.run([airflow, "dags", "test", "setlist_daily", DAY], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=400)
+                         capture_output=True, text=True, timeout=600)
     print(run.stdout[-4000:], run.stderr[-4000:], file=sys.stderr)
     assert run.returncode == 0
 
     for table in ("listens", "interactions", "candidates", "ranked_recs", "experiment_assignments",
-                  "experiment_results"):
+                  "experiment_results", "pipeline_runs"):
         written = DeltaTable(lake.table_path(cfg, table)).to_pandas()
         assert set(written.ds) == {DAY}, table
         assert len(written), table

@@ -553,6 +553,7 @@ class AirflowConfig(Section):
         AirflowStep(name="train_ranker", job="train_ranker", after=["candidates"]),
         AirflowStep(name="publish", job="publish", after=["train_ranker", "assign_experiments"]),
         AirflowStep(name="analyze_experiment", job="analyze_experiment", after=["publish"]),
+        AirflowStep(name="mark_complete", job="mark_complete", after=["publish"]),
     ])
 
     @model_validator(mode="after")

@@ -41,7 +41,16 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> None:
     for name, step in configured.items():
         log.info("daily %s: %s", ds, name)
         step(spark, cfg, ds, run_id)
-    marker = spark.createDataFrame([(ds, run_id, ",".join(configured))], "ds string, run_id string, steps string")
+    mark_complete(spark, cfg, ds, run_id, list(configured))
+
+
+def mark_complete(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str,
+                  step_names: list[str]) -> None:
+    """Record ``ds`` as complete in ``pipeline_runs``: what backfill checks before rerunning a day.
+
+    Written last by the daily run, and by the scheduler's final task when it runs the steps.
+    """
+    marker = spark.createDataFrame([(ds, run_id, ",".join(step_names))], "ds string, run_id string, steps string")
     lake.write_partition(marker, cfg, cfg.tables.pipeline_runs, ds, run_id)
 
 
