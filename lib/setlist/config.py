@@ -187,14 +187,6 @@ class RewardsConfig(Section):
     skip_reasons: list[str] = Field(default_factory=lambda: ["fwdbtn", "backbtn"])
 
 
-class RecommendConfig(Section):
-    top_n: int = 50
-    exclude_played: bool = True
-    # Popular tracks considered beyond top_n, so excluding played ones still fills the list.
-    pool_margin: int = 200
-    popularity_window_days: int = 28
-
-
 class PublishConfig(Section):
     top_n: int = 50
     # Recorded as model_version when no model holds the champion alias (blend_order is published).
@@ -577,7 +569,6 @@ class SetlistConfig(Section):
     events: EventsConfig = EventsConfig()
     generator: GeneratorConfig = GeneratorConfig()
     rewards: RewardsConfig = RewardsConfig()
-    recommend: RecommendConfig = RecommendConfig()
     candidates: CandidatesConfig = CandidatesConfig()
     publish: PublishConfig = PublishConfig()
     tracking: TrackingConfig = TrackingConfig()
