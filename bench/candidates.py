@@ -34,7 +34,6 @@ import scipy.sparse as sp  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
-from pyspark.sql import functions as F  # noqa: E402
 
 from setlist.candidates.als import als_candidates  # noqa: E402
 from setlist.candidates.colisten import colisten_candidates  # noqa: E402

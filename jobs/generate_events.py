@@ -3,7 +3,6 @@
 Writes generated raw listening events, one folder per day, to paths.raw in
 events.input_format, and prints the realism report of the first day's first chunk.
 """
-import argparse
 import sys
 import time
 from datetime import date, timedelta

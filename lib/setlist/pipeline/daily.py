@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from setlist import lake
 from setlist.config import SetlistConfig
