@@ -58,6 +58,10 @@ class TablesConfig(Section):
     experiment_assignments: str = "experiment_assignments"
     # One row per (experiment, metric, treatment variant) analysed on ds.
     experiment_results: str = "experiment_results"
+    # Count data / public data: the persisted per-user (or time) split the ranker trains on.
+    ranker_split: str = "ranker_split"
+    # HetRec's social graph (user_id, friend_id), imported beside the play counts.
+    user_friends: str = "user_friends"
 
 
 class EventsConfig(Section):
@@ -193,6 +197,13 @@ class PublishConfig(Section):
     model_version: str = "candidate-blend"
     # A top_n list per user for each of these surfaces (the ranker sees the surface).
     surfaces: list[str] = Field(default_factory=lambda: ["home", "now_playing", "radio"])
+    # Per surface: leave out what the user already played. Discovery surfaces (home) do by
+    # default; continuation surfaces (now_playing, radio) replay favourites. Unlisted: False.
+    exclude_played: dict[str, bool] = Field(default_factory=lambda: {
+        "home": True, "now_playing": False, "radio": False})
+
+    def excludes_played(self, surface: str) -> bool:
+        return self.exclude_played.get(surface, False)
 
 
 class TrackingConfig(Section):
@@ -408,22 +419,39 @@ class OwnArtistsConfig(Section):
     top_n: int = 100
 
 
+class EaseConfig(Section):
+    """EASE (Steck, WWW 2019): item-item weights in closed form, B = I - P diagMat(1 / diag(P)),
+    P = (X'X + l2 I)^-1, with X the binary user x item matrix; a user's scores are x_u B."""
+    l2: float = Field(default=200.0, gt=0)
+    # Items with fewer users than this are left out of the model (they cannot co-occur enough
+    # to be learnt, and they make the Gram matrix much larger).
+    min_item_users: int = Field(default=2, ge=1)
+    # The closed form is solved on the driver (items^2 doubles) while the model's catalogue is
+    # at most this; above it the source falls back to top-k item-KNN and logs which one ran.
+    max_items: int = Field(default=10_000, gt=0)
+    knn_neighbours: int = Field(default=100, gt=0)
+    knn_similarity: Literal["cosine", "bm25"] = "cosine"
+    exclude_played: bool = False
+    top_n: int = 100
+
+
 class CandidatesConfig(Section):
-    sources: list[Literal["als", "popularity", "colisten", "own_artists"]] = Field(
-        default_factory=lambda: ["als", "popularity", "colisten", "own_artists"])
+    sources: list[Literal["als", "popularity", "colisten", "own_artists", "ease"]] = Field(
+        default_factory=lambda: ["als", "popularity", "colisten", "own_artists", "ease"])
     # Every source's top_n unless its own section sets one.
     top_n_per_source: int = 100
     # Publishing order until the ranker exists: earlier sources first.
     source_priority: list[str] = Field(
-        default_factory=lambda: ["als", "colisten", "own_artists", "popularity"])
+        default_factory=lambda: ["als", "ease", "colisten", "own_artists", "popularity"])
     # Listens read by the step (popularity window, co-listening sessions).
     listens_lookback_days: int = 28
     als: AlsConfig = AlsConfig()
     popularity: PopularityConfig = PopularityConfig()
     colisten: ColistenConfig = ColistenConfig()
     own_artists: OwnArtistsConfig = OwnArtistsConfig()
+    ease: EaseConfig = EaseConfig()
 
-    SOURCE_SECTIONS: ClassVar[tuple[str, ...]] = ("als", "popularity", "colisten", "own_artists")
+    SOURCE_SECTIONS: ClassVar[tuple[str, ...]] = ("als", "popularity", "colisten", "own_artists", "ease")
 
     @model_validator(mode="before")
     @classmethod
@@ -456,6 +484,10 @@ class FeaturesConfig(Section):
     # Track trend = daily plays in the short window / daily plays in the long window.
     trend_short_days: int = Field(default=1, gt=0)
     trend_long_days: int = Field(default=7, gt=0)
+    # Side information where the data has it (HetRec): the user's tag profile (tags of the
+    # artists they played) against the candidate's, and how many of the user's friends play it.
+    tags: bool = False
+    friends: bool = False
 
     @model_validator(mode="after")
     def _check_windows(self) -> "FeaturesConfig":
@@ -501,6 +533,10 @@ class RankingConfig(Section):
     train_lag_days: int = Field(default=3, ge=3)
     # The gate promotes a model whose NDCG@k >= the champion's - gate_tolerance (same evaluation set).
     gate_tolerance: float = Field(default=0.005, ge=0)
+    # Hyper-parameter search: every combination is trained on the training users and scored on
+    # the validation users (never on the evaluation target); the best one is released.
+    tuning_grid: dict[str, list[float]] = Field(default_factory=dict)
+    split: "RankerSplitConfig" = Field(default_factory=lambda: RankerSplitConfig())
 
     @model_validator(mode="after")
     def _check_grades(self) -> "RankingConfig":
@@ -512,6 +548,26 @@ class RankingConfig(Section):
             raise ConfigError(f"ranking.label_gain: {len(self.label_gain)} gains for grades up to "
                               f"{max(grades)}; expected one per grade 0..{max(grades)}")
         return self
+
+
+class RankerSplitConfig(Section):
+    """Labels for data without daily history (public data, ``setlist run-public``).
+
+    Count data (no time): per user, a seeded ``holdout_fraction`` of the items (users with at
+    least ``min_items``) become labels, the rest is the known part candidates and features come
+    from. Timestamped data: one global cut at the ``time_quantile`` of all event times; labels
+    are the events of the next ``evaluation.horizon_days``. Either way the split is persisted
+    (``tables.ranker_split``) and logged, and ``valid_user_share`` of the labelled users are kept
+    for early stopping and tuning.
+    """
+    holdout_fraction: float = Field(default=0.3, gt=0, lt=1)
+    min_items: int = Field(default=4, ge=2)
+    seed: int = 20261201
+    time_quantile: float = Field(default=0.9, gt=0, lt=1)
+    valid_user_share: float = Field(default=0.2, gt=0, lt=1)
+    # Count data: a label item's grade by its play count among the held-out items.
+    completed_quantile: float = Field(default=0.5, ge=0, le=1)
+    saved_quantile: float = Field(default=0.9, ge=0, le=1)
 
 
 class AirflowStep(Section):
