@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-shot set-up: virtualenv in .venv, Setlist with its test extra, Delta JARs in .cache/jars.
+# One-shot set-up: virtualenv in .venv, Setlist with its test extra, Delta and s3a JARs in .cache/jars.
 # Safe to rerun; every step is skipped or refreshed as needed. Extras: SETLIST_EXTRAS="test,bench".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,25 @@ if ! ls .cache/jars/delta-spark_*.jar >/dev/null 2>&1; then
     -DincludeScope=runtime -DoutputDirectory="$PWD/.cache/jars" \
     -DexcludeGroupIds=org.scala-lang,org.apache.hadoop,com.fasterxml.jackson.core,com.fasterxml.jackson.datatype,org.slf4j,org.apache.logging.log4j,org.apache.parquet,org.xerial.snappy,org.roaringbitmap,org.locationtech.jts,commons-logging,com.google.code.findbugs,javax.annotation,io.airlift,com.github.luben,commons-pool
 fi
-echo "setup: .venv ready ($(.venv/bin/python --version)), Delta JARs: $(ls .cache/jars | wc -l) in .cache/jars"
+echo "setup: .venv ready ($(.venv/bin/python --version)), Delta JARs: $(ls .cache/jars/*.jar | wc -l) in .cache/jars"
+
+# s3a (paths on s3a://): hadoop-aws for the Hadoop that pyspark ships, and the AWS SDK bundle.
+# In a folder of their own: they go on the class path, not in spark.jars (see setlist/spark.py).
+PYSPARK_JARS="$(.venv/bin/python -c 'import pyspark, os; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')"
+HADOOP_VERSION="$(ls "$PYSPARK_JARS" | sed -n 's/^hadoop-client-api-\(.*\)\.jar$/\1/p')"
+POM_HADOOP_VERSION="$(sed -n 's:.*<hadoop.version>\(.*\)</hadoop.version>.*:\1:p' scripts/s3a-jars.pom.xml)"
+if [ "$HADOOP_VERSION" != "$POM_HADOOP_VERSION" ]; then
+  echo "setup: pyspark ships Hadoop $HADOOP_VERSION but scripts/s3a-jars.pom.xml asks for $POM_HADOOP_VERSION;" \
+       "set hadoop.version and the SDK versions hadoop-aws $HADOOP_VERSION pins there" >&2
+  exit 1
+fi
+if ! ls .cache/jars/s3a/hadoop-aws-"$HADOOP_VERSION".jar .cache/jars/s3a/bundle-*.jar \
+        .cache/jars/s3a/analyticsaccelerator-s3-*.jar >/dev/null 2>&1; then
+  mkdir -p .cache/jars/s3a
+  mvn -q -U -f scripts/s3a-jars.pom.xml dependency:copy-dependencies \
+    -DexcludeTransitive=true -DoutputDirectory="$PWD/.cache/jars/s3a"
+fi
+echo "setup: s3a JARs: $(ls .cache/jars/s3a | paste -sd' ' -) in .cache/jars/s3a"
 
 # spark-submit does not apply the session builder's JAR settings (the JVM is already up),
 # so register Delta and this virtualenv's Python in the installed Spark's defaults.
@@ -33,6 +51,8 @@ mkdir -p "$SPARK_HOME_DIR/conf"
   echo "spark.jars $(ls "$PWD"/.cache/jars/*.jar | paste -sd, -)"
   echo "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension"
   echo "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog"
+  echo "spark.driver.extraClassPath $(ls "$PWD"/.cache/jars/s3a/*.jar | paste -sd: -)"
+  echo "spark.executor.extraClassPath $(ls "$PWD"/.cache/jars/s3a/*.jar | paste -sd: -)"
   echo "spark.pyspark.python $PWD/.venv/bin/python"
   echo "spark.pyspark.driver.python $PWD/.venv/bin/python"
 } > "$SPARK_HOME_DIR/conf/spark-defaults.conf"

@@ -8,19 +8,30 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from setlist.config import DEFAULT_CONF_DIR, SparkConfig
+from setlist.lake import location
 
 PROJECT_ROOT = DEFAULT_CONF_DIR.parent
+# Beside the Delta JARs: hadoop-aws and the AWS SDK bundle it needs (scripts/setup.sh).
+OBJECT_STORE_JARS = "s3a"
 
 
-def delta_jars(cfg: SparkConfig) -> list[str]:
+def _jars_in(cfg: SparkConfig, subfolder: str = "") -> list[str]:
     """JARs fetched by scripts/setup.sh; a relative folder is looked up from the cwd, then the project."""
-    folder = Path(cfg.jars_dir)
+    folder = Path(cfg.jars_dir) / subfolder
     candidates = [folder] if folder.is_absolute() else [Path.cwd() / folder, PROJECT_ROOT / folder]
     for candidate in candidates:
         jars = sorted(str(p) for p in candidate.glob("*.jar"))
         if jars:
             return jars
     return []
+
+
+def delta_jars(cfg: SparkConfig) -> list[str]:
+    return _jars_in(cfg)
+
+
+def object_store_jars(cfg: SparkConfig) -> list[str]:
+    return _jars_in(cfg, OBJECT_STORE_JARS)
 
 
 def build_session(cfg: SparkConfig) -> SparkSession:
@@ -41,6 +52,15 @@ def build_session(cfg: SparkConfig) -> SparkSession:
             builder = builder.config("spark.jars", ",".join(jars))
         else:
             builder = builder.config("spark.jars.packages", cfg.delta_packages)
+    # The s3a JARs go on the class path, not in spark.jars: Spark copies every spark.jars file into
+    # each application's work folder, and the AWS SDK bundle alone is ~700 MB (measured +4 s per
+    # session). Executors on other machines need them installed at the same path (as cluster
+    # images with hadoop-aws have them).
+    class_path = {}
+    store_jars = object_store_jars(cfg)
+    if store_jars and not under_submit:
+        for key in ("spark.driver.extraClassPath", "spark.executor.extraClassPath"):
+            class_path[key] = os.pathsep.join(store_jars + ([cfg.conf[key]] if key in cfg.conf else []))
     settings = {
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -51,6 +71,7 @@ def build_session(cfg: SparkConfig) -> SparkSession:
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": "false",
         **cfg.conf,
+        **class_path,
     }
     for key, value in settings.items():
         builder = builder.config(key, value)
@@ -60,7 +81,9 @@ def build_session(cfg: SparkConfig) -> SparkSession:
 
 
 def set_checkpoint_dir(session: SparkSession, folder: str) -> None:
-    """Checkpoint folder for iterative jobs (ALS ignores checkpointInterval without one)."""
-    path = Path(folder).absolute()
-    path.mkdir(parents=True, exist_ok=True)
-    session.sparkContext.setCheckpointDir(str(path))
+    """Checkpoint folder for iterative jobs (ALS ignores checkpointInterval without one).
+
+    ``folder`` is a URI (``s3a://...``, handed to Spark untouched) or a local path (made absolute);
+    Spark creates it through Hadoop's FileSystem.
+    """
+    session.sparkContext.setCheckpointDir(location(folder))
