@@ -45,12 +45,13 @@ def event(i: int, **fields) -> dict:
     return record
 
 
-def write_lines(folder: Path, lines: list[str], name: str = "part-00000.json") -> Path:
+def write_lines(folder: str | Path, lines: list[str], name: str = "part-00000.json") -> Path:
+    folder = Path(folder)  # lake.raw_day_path gives a location string
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_text("".join(line + "\n" for line in lines))
     return path
 
 
-def write_events(folder: Path, records: list[dict], name: str = "part-00000.json") -> Path:
+def write_events(folder: str | Path, records: list[dict], name: str = "part-00000.json") -> Path:
     return write_lines(folder, [json.dumps(r) for r in records], name)

@@ -1,5 +1,6 @@
 """The ingest step on files: counts invariant, reruns, and broken input that loses nothing."""
 import json
+from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
@@ -91,7 +92,7 @@ def test_unreadable_input_is_a_clear_error_and_loses_no_earlier_day(spark, make_
         write_lines(folder, [])
         message = "holds no events"
     elif breakage == "no_files":
-        folder.mkdir(parents=True)
+        Path(folder).mkdir(parents=True)
         message = "holds no data files"
     else:
         message = "does not exist"

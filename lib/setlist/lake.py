@@ -8,6 +8,8 @@ a retry of the same run (same ``run_id``) is not applied twice.
 """
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from delta.tables import DeltaTable
@@ -20,18 +22,92 @@ from setlist.errors import IngestError, LakeError
 
 PARTITION = "ds"
 
+# A location with a scheme (s3a://, abfss://, gs://, hdfs://, file://) is a URI for Hadoop's
+# FileSystem; anything else is a local path.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+# Where to point a user whose object store cannot be reached, per scheme.
+_STORE_SETTINGS = {
+    "s3a": "'spark.hadoop.fs.s3a.endpoint' and the credentials ('spark.hadoop.fs.s3a.access.key' / "
+           "'spark.hadoop.fs.s3a.secret.key', or 'spark.hadoop.fs.s3a.aws.credentials.provider')",
+    "abfss": "'spark.hadoop.fs.azure.account.key.<account>.dfs.core.windows.net' "
+             "(or 'spark.hadoop.fs.azure.account.auth.type')",
+    "gs": "'spark.hadoop.google.cloud.auth.type' (and the key file or service account it names)",
+}
+
+# (Spark application, location) pairs already reached: a step probes its store once, not per table.
+_reachable: set[tuple[str, str]] = set()
+
+
+def has_scheme(location: str) -> bool:
+    return bool(_SCHEME.match(location))
+
+
+def location(configured: str) -> str:
+    """A configured storage location as handed to Spark: a URI with a scheme untouched, a plain
+    path made absolute (so a step means the same folder whatever the JVM's working directory)."""
+    if has_scheme(configured):
+        return configured.rstrip("/")
+    return os.path.abspath(configured)
+
+
+def child(base: str, name: str) -> str:
+    return f"{base.rstrip('/')}/{name}"
+
 
 def table_path(cfg: SetlistConfig, table: str) -> str:
-    return str(Path(cfg.paths.lake).absolute() / table)
+    return child(location(cfg.paths.lake), table)
+
+
+def _hadoop_path(spark: SparkSession, uri: str):
+    """(FileSystem, Path) of ``uri`` through the session's Hadoop configuration (s3a, abfss, local...)."""
+    jpath = spark._jvm.org.apache.hadoop.fs.Path(uri)
+    return jpath.getFileSystem(spark._jsc.hadoopConfiguration()), jpath
+
+
+def _java_cause(exc: Exception) -> str:
+    """The Java exception's class and first message line, short enough for one error line."""
+    java = getattr(exc, "java_exception", None)
+    text = java.toString() if java is not None else str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first if len(first) <= 300 else first[:297] + "..."
+
+
+def check_storage(spark: SparkSession, cfg: SetlistConfig, keys: tuple[str, ...] = ("lake",)) -> None:
+    """Stop with LakeError naming the config key when a configured object store cannot be reached.
+
+    ``keys`` are fields of ``paths`` (``lake``, ``raw``). Only locations with a scheme are probed
+    (one ``exists`` on the root, once per Spark application and location); a bad endpoint or
+    missing credentials then fail here, before a step writes anything, instead of midway.
+    """
+    for key in keys:
+        configured = getattr(cfg.paths, key)
+        if not has_scheme(configured):
+            continue
+        root = location(configured)
+        probe = (spark.sparkContext.applicationId, root)
+        if probe in _reachable:
+            continue
+        scheme = root.split("://", 1)[0].lower()
+        try:
+            fs, jpath = _hadoop_path(spark, root)
+            fs.exists(jpath)
+        except Exception as exc:  # Py4JJavaError: credentials, DNS, connection refused, no bucket...
+            settings = _STORE_SETTINGS.get(scheme, f"the 'spark.hadoop.fs.{scheme}.*' settings")
+            raise LakeError(f"paths.{key}={configured}: cannot reach the object store "
+                            f"({_java_cause(exc)}); check spark.conf {settings}") from exc
+        _reachable.add(probe)
 
 
 def table_exists(spark: SparkSession, cfg: SetlistConfig, table: str) -> bool:
+    check_storage(spark, cfg)
     return DeltaTable.isDeltaTable(spark, table_path(cfg, table))
 
 
 def read_table(spark: SparkSession, cfg: SetlistConfig, table: str,
                ds: str | None = None) -> DataFrame:
     """The Delta table (optionally one ``ds`` partition); LakeError if it does not exist."""
+    check_storage(spark, cfg)
     path = table_path(cfg, table)
     if not DeltaTable.isDeltaTable(spark, path):
         raise LakeError(f"Delta table '{table}' does not exist at {path}; run the step that writes it first")
@@ -47,13 +123,15 @@ def read_table_or_empty(spark: SparkSession, cfg: SetlistConfig, table: str,
 
 
 def _write_partitioned(df: DataFrame, cfg: SetlistConfig, table: str, txn_key: str,
-                       run_id: str, replace_where: str | None) -> None:
+                       run_id: str, replace_where: str | None, add_columns: bool = False) -> None:
     """The one Delta overwrite of a ``ds``-partitioned table: one commit, tagged with the run.
 
     ``replace_where`` limits the overwrite to matching rows (one day); None replaces the table.
+    ``add_columns`` lets a day add columns the table lacks (older days read them as null).
     """
     if PARTITION not in df.columns:
         raise LakeError(f"writing '{table}': the frame has no '{PARTITION}' column")
+    check_storage(df.sparkSession, cfg)
     writer = (df.write.format("delta").mode("overwrite")
               .option("txnAppId", f"setlist/{table}/{txn_key}/{run_id}")
               .option("txnVersion", 0)
@@ -62,18 +140,22 @@ def _write_partitioned(df: DataFrame, cfg: SetlistConfig, table: str, txn_key: s
         writer = writer.option("overwriteSchema", "true")
     else:
         writer = writer.option("replaceWhere", replace_where)
+        if add_columns:
+            writer = writer.option("mergeSchema", "true")
     writer.partitionBy(PARTITION).save(table_path(cfg, table))
 
 
 def write_partition(df: DataFrame, cfg: SetlistConfig, table: str, ds: str,
-                    run_id: str) -> None:
+                    run_id: str, *, add_columns: bool = False) -> None:
     """Replace partition ``ds`` of ``table`` with ``df`` in one Delta commit.
 
     ``df`` must carry a ``ds`` column equal to ``ds`` on every row (Delta checks
     the ``replaceWhere`` predicate and refuses the commit otherwise). Other days
     are untouched. A second call with the same ``run_id`` is a no-op.
+    ``add_columns``: columns of ``df`` that the table lacks are added to it (only
+    additions; a changed type still fails), for tables whose layout grew.
     """
-    _write_partitioned(df, cfg, table, f"ds={ds}", run_id, f"{PARTITION} = '{ds}'")
+    _write_partitioned(df, cfg, table, f"ds={ds}", run_id, f"{PARTITION} = '{ds}'", add_columns)
 
 
 def last_write_rows(spark: SparkSession, cfg: SetlistConfig, table: str) -> int:
@@ -84,6 +166,7 @@ def last_write_rows(spark: SparkSession, cfg: SetlistConfig, table: str) -> int:
 
 def overwrite_table(df: DataFrame, cfg: SetlistConfig, table: str) -> None:
     """Replace a whole, unpartitioned table in one commit (small reference tables)."""
+    check_storage(df.sparkSession, cfg)
     (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
        .save(table_path(cfg, table)))
 
@@ -101,11 +184,32 @@ def history(spark: SparkSession, cfg: SetlistConfig, table: str) -> DataFrame:
     return DeltaTable.forPath(spark, table_path(cfg, table)).history()
 
 
-def raw_day_path(cfg: SetlistConfig, ds: str) -> Path:
-    return Path(cfg.paths.raw).absolute() / f"ds={ds}"
+def raw_day_path(cfg: SetlistConfig, ds: str) -> str:
+    return child(location(cfg.paths.raw), f"ds={ds}")
 
 
-def read_raw_events(spark: SparkSession, path: str | Path, fmt: str,
+def _data_files(spark: SparkSession, path: str) -> list[str]:
+    """Data files under ``path`` (a file or a folder, listed recursively through Hadoop's FileSystem,
+    so s3a and friends work), skipping hidden and ``_``-prefixed names as Spark's readers do.
+    Raises IngestError naming the path when it does not exist or cannot be listed."""
+    try:
+        fs, root = _hadoop_path(spark, path)
+        if not fs.exists(root):
+            raise IngestError(f"raw input {path} does not exist")
+        prefix = fs.makeQualified(root).toString().rstrip("/")
+        listing = fs.listFiles(root, True)
+        files = []
+        while listing.hasNext():
+            files.append(listing.next().getPath().toString())
+    except IngestError:
+        raise
+    except Exception as exc:  # Py4JJavaError from the filesystem: permissions, endpoint, credentials
+        raise IngestError(f"raw input {path} cannot be listed ({_java_cause(exc)})") from exc
+    return [file for file in files
+            if not any(name.startswith((".", "_")) for name in file[len(prefix):].split("/") if name)]
+
+
+def read_raw_events(spark: SparkSession, path: str | os.PathLike, fmt: str,
                     string_schema: T.StructType, corrupt_column: str,
                     record_column: str, file_column: str) -> DataFrame:
     """Raw events of one file or folder, nothing dropped, with the file each row came from.
@@ -115,14 +219,9 @@ def read_raw_events(spark: SparkSession, path: str | Path, fmt: str,
     malformed rows in ``corrupt_column``; Parquet keeps its own column types.
     Raises IngestError naming the path when it is missing or holds no data files.
     """
-    path = Path(path)
-    if not path.exists():
-        raise IngestError(f"raw input {path} does not exist")
-    files = [p for p in ([path] if path.is_file() else path.rglob("*"))
-             if p.is_file() and not p.name.startswith((".", "_"))]
-    if not files:
+    path = source = os.fspath(path)
+    if not _data_files(spark, path):
         raise IngestError(f"raw input {path} holds no data files")
-    source = str(path)
     if fmt == "json":
         df = spark.read.text(source).withColumnRenamed("value", record_column)
     elif fmt == "csv":
@@ -154,6 +253,10 @@ def write_raw_day(events, folder: str | Path, fmt: str, files: int) -> list[Path
     import numpy as np
     import pandas as pd
 
+    if has_scheme(os.fspath(folder)):
+        # The generator's writer renames folders on the local disk; object stores have no renames.
+        raise LakeError(f"raw day {folder}: write_raw_day writes local folders only; "
+                        f"write there and copy the day to the object store with its own tools")
     suffixes = {"json": "json", "csv": "csv", "parquet": "parquet"}
     if fmt not in suffixes:
         raise LakeError(f"raw day {folder}: unknown format {fmt!r} (expected json, csv or parquet)")
