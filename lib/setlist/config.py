@@ -547,6 +547,12 @@ class RankingConfig(Section):
         if len(self.label_gain) <= max(grades):
             raise ConfigError(f"ranking.label_gain: {len(self.label_gain)} gains for grades up to "
                               f"{max(grades)}; expected one per grade 0..{max(grades)}")
+        tunable = {"learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction", "bagging_fraction",
+                   "lambdarank_truncation_level", "num_boost_round"}
+        unknown = sorted(set(self.tuning_grid) - tunable)
+        if unknown:
+            raise ConfigError(f"ranking.tuning_grid: unknown parameter(s) {unknown}, expected some of "
+                              f"{sorted(tunable)}")
         return self
 
 

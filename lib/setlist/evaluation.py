@@ -85,15 +85,22 @@ def per_user_holdout(interactions: DataFrame, fraction: float, seed: int,
     (ties by track id) go to test, the rest to train; users with fewer than ``min_items``
     items stay whole in train. Disjoint and deterministic for a seed; same columns as input.
     """
+    marked = mark_holdout(interactions, fraction, seed, min_items, "_is_test")
+    columns = interactions.columns
+    return (marked.where(~F.col("_is_test")).select(*columns),
+            marked.where(F.col("_is_test")).select(*columns))
+
+
+def mark_holdout(interactions: DataFrame, fraction: float, seed: int, min_items: int,
+                 column: str) -> DataFrame:
+    """``interactions`` + boolean ``column``: True on the items ``per_user_holdout`` holds out."""
     by_user = Window.partitionBy("user_id")
     by_draw = by_user.orderBy(F.col("_draw").asc(), F.col("track_id").asc())
     n_items = F.count(F.lit(1)).over(by_user)
     n_test = F.when(n_items >= min_items, F.floor(n_items * F.lit(fraction))).otherwise(F.lit(0))
-    marked = (interactions.withColumn("_draw", holdout_draw(seed))
-              .withColumn("_is_test", F.row_number().over(by_draw) <= n_test))
-    columns = interactions.columns
-    return (marked.where(~F.col("_is_test")).select(*columns),
-            marked.where(F.col("_is_test")).select(*columns))
+    return (interactions.withColumn("_draw", holdout_draw(seed))
+            .withColumn(column, F.row_number().over(by_draw) <= n_test)
+            .drop("_draw"))
 
 
 # --------------------------------------------------------------------------- leakage guard

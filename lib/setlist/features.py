@@ -11,7 +11,10 @@ so a feature cannot see what happened after the candidates were made. Output gro
   artist's plays (``artist_plays``);
 - user-track (``ut_``): earlier plays, listens, skips, reward, days since the last play;
   user-artist (``ua_``): the artist's share of the user's plays, the user's skip rate on it;
-- candidate: each source's ``{s}_flag`` (0/1), ``{s}_score``, ``{s}_rank`` and ``n_sources``;
+- candidate: each source's ``{s}_flag`` (0/1), ``{s}_score``, ``{s}_rank``, ``{s}_norm`` (the
+  score over the user's best score of that source: scores of one source are comparable within
+  a user, not across users or history sizes) and ``n_sources``;
+- side information (``setlist.side_features``, when ``features.tags`` / ``features.friends``);
 - context: ``surface_code`` = the surface's index in ``events.surfaces`` (a categorical).
 
 Counts of nothing are 0; rates and ages of nothing are null (LightGBM's missing value).
@@ -21,11 +24,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from setlist.config import FeaturesConfig, RewardsConfig, SetlistConfig
 from setlist.interactions import SECONDS_PER_DAY, is_completed, is_early_skip, listened_past
+from setlist.side_features import side_feature_columns
 
 SURFACE_CODE = "surface_code"
 KEYS = ["user_id", "surface", "track_id"]
@@ -143,8 +147,11 @@ def user_artist_features(events: DataFrame) -> DataFrame:
                     _ratio(F.col("_skips"), F.col("_plays")).alias("ua_skip_rate")))
 
 
+SOURCE_PARTS = ("flag", "score", "rank", "norm")
+
+
 def candidate_feature_columns(sources: list[str]) -> list[str]:
-    return [*[f"{s}_{part}" for s in sources for part in ("flag", "score", "rank")], "n_sources"]
+    return [*[f"{s}_{part}" for s in sources for part in SOURCE_PARTS], "n_sources"]
 
 
 def feature_columns(cfg: SetlistConfig) -> list[str]:
@@ -152,29 +159,44 @@ def feature_columns(cfg: SetlistConfig) -> list[str]:
     surfaces = cfg.events.surfaces
     return [*user_feature_columns(cfg.features, surfaces), *track_feature_columns(cfg.features),
             *USER_TRACK_COLUMNS, *USER_ARTIST_COLUMNS, *candidate_feature_columns(cfg.candidates.sources),
-            SURFACE_CODE]
+            *side_feature_columns(cfg.features), SURFACE_CODE]
 
 
 COUNT_PREFIXES = ("user_plays_", "track_plays_", "ut_plays", "ut_listens", "ut_skips", "ut_saves", "ut_reward",
-                  "artist_plays", "artist_users", "track_users", "user_artists", "ua_play_share")
+                  "artist_plays", "artist_users", "track_users", "user_artists", "ua_play_share", "friend_plays",
+                  "friend_share")
+
+
+def _source_column(source: str, part: str) -> Column:
+    if part == "flag":
+        return F.col(f"{source}_flag").cast("int").alias(f"{source}_flag")
+    if part == "norm":
+        best = F.max(f"{source}_score").over(Window.partitionBy("user_id"))
+        return F.when(best > 0, F.col(f"{source}_score") / best).cast("double").alias(f"{source}_norm")
+    return F.col(f"{source}_{part}").cast("double").alias(f"{source}_{part}")
 
 
 def pair_features(candidates: DataFrame, listens: DataFrame, cutoff: dt.datetime,
-                  cfg: SetlistConfig) -> DataFrame:
+                  cfg: SetlistConfig, side: DataFrame | None = None) -> DataFrame:
     """The candidate union (one row per user, track) -> (user_id, track_id, sources, features
-    without the context), from ``listens`` before ``cutoff`` only."""
+    without the context), from ``listens`` before ``cutoff`` only. ``side``: the
+    ``setlist.side_features`` frame (from the same known history) when they are configured."""
     events = events_before(listens, cutoff, cfg.features, cfg.rewards)
     surfaces = cfg.events.surfaces
     sources = cfg.candidates.sources
-    source_columns = [F.col(f"{s}_flag").cast("int").alias(f"{s}_flag") if part == "flag"
-                      else F.col(f"{s}_{part}").cast("double").alias(f"{s}_{part}")
-                      for s in sources for part in ("flag", "score", "rank")]
+    source_columns = [_source_column(s, part) for s in sources for part in SOURCE_PARTS]
     joined = (candidates.select("user_id", "track_id", "sources", *source_columns,
                                 F.col("n_sources").cast("double").alias("n_sources"))
               .join(user_features(events, cfg.features, surfaces), on="user_id", how="left")
               .join(track_features(events, cfg.features), on="track_id", how="left")
               .join(user_track_features(events), on=["user_id", "track_id"], how="left")
               .join(user_artist_features(events), on=["user_id", "artist_id"], how="left"))
+    side_columns = side_feature_columns(cfg.features)
+    if side_columns:
+        if side is None:
+            side = candidates.select("user_id", "track_id",
+                                     *[F.lit(None).cast("double").alias(c) for c in side_columns])
+        joined = joined.join(side, on=["user_id", "track_id"], how="left")
     columns = [c for c in feature_columns(cfg) if c != SURFACE_CODE]
     filled = [F.coalesce(F.col(c).cast("double"), F.lit(0.0)).alias(c) if c.startswith(COUNT_PREFIXES)
               else F.col(c).cast("double").alias(c) for c in columns]

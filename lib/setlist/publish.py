@@ -30,3 +30,15 @@ def blend_on_surfaces(union: DataFrame, source_priority: list[str], surfaces: li
             .join(union.select("user_id", "track_id", "sources"), on=["user_id", "track_id"], how="inner")
             .select("user_id", F.explode(F.array(*[F.lit(s) for s in surfaces])).alias("surface"),
                     "track_id", "score", "sources"))
+
+
+def drop_played(scored: DataFrame, interactions: DataFrame, surfaces: list[str]) -> DataFrame:
+    """``scored`` without the (user, track) pairs in ``interactions`` on ``surfaces`` (the
+    discovery surfaces); other surfaces keep every row."""
+    if not surfaces:
+        return scored
+    played = interactions.select("user_id", "track_id").distinct().withColumn("_played", F.lit(True))
+    on_discovery = F.col("surface").isin(surfaces)
+    return (scored.join(played, on=["user_id", "track_id"], how="left")
+            .where(~(on_discovery & F.coalesce(F.col("_played"), F.lit(False))))
+            .drop("_played"))

@@ -24,6 +24,7 @@ the list is the group's candidates by score descending, ties by track id, ranks 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -137,6 +138,27 @@ def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], ca
                         valid_sets=[dvalid], valid_names=["valid"],
                         callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration or None))
+
+
+def tuning_trials(cfg: RankingConfig) -> list[dict]:
+    """Every combination of ``cfg.tuning_grid`` (values cast to the field's type); [{}] if empty."""
+    keys = list(cfg.tuning_grid)
+    return [{key: type(getattr(cfg, key))(value) for key, value in zip(keys, values)}
+            for values in itertools.product(*cfg.tuning_grid.values())] or [{}]
+
+
+def tune_ranker(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], categorical: list[str],
+                cfg: RankingConfig, eval_k: int) -> tuple[lgb.Booster, list[dict]]:
+    """``fit_ranker`` for each of ``tuning_trials``, scored on ``valid`` (users held out of
+    ``train``); returns the best booster by NDCG@k and every trial (params, metrics, trees)."""
+    best, trials = None, []
+    for params in tuning_trials(cfg):
+        booster = fit_ranker(train, valid, features, categorical, cfg.model_copy(update=params), eval_k)
+        metrics = ranking_metrics(valid, predict(booster, valid), eval_k, cfg)
+        trials.append({"params": params, "metrics": metrics, "trees": booster.current_iteration()})
+        if best is None or metrics[f"ndcg_at_{eval_k}"] > best[0]:
+            best = (metrics[f"ndcg_at_{eval_k}"], booster)
+    return best[1], trials
 
 
 def predict(booster: lgb.Booster, frame: pd.DataFrame) -> np.ndarray:

@@ -27,6 +27,7 @@ from setlist.importers.common import check_parsed, existing_file, require_column
 USER_ARTISTS_COLUMNS = ["userID", "artistID", "weight"]
 TAGS_BY_DAY_COLUMNS = ["userID", "artistID", "tagID", "day", "month", "year"]
 TAGS_BY_TIME_COLUMNS = ["userID", "artistID", "tagID", "timestamp"]
+FRIENDS_COLUMNS = ["userID", "friendID"]
 
 
 def _read_tsv(spark: SparkSession, path: str) -> DataFrame:
@@ -62,3 +63,13 @@ def read_tag_assignments(spark: SparkSession, path: str) -> DataFrame:
                         F.col("tagID").try_cast("long").cast("string").alias("tag_id"),
                         tagged_at.alias("tagged_at"))
     return check_parsed(parsed, ["user_id", "artist_id", "tag_id"], source)
+
+
+def read_friends(spark: SparkSession, path: str) -> DataFrame:
+    """``user_friends.dat`` (``userID friendID``, directed pairs) -> (user_id, friend_id)."""
+    source = existing_file(path, "HetRec user_friends.dat")
+    raw = _read_tsv(spark, source)
+    require_columns(raw, FRIENDS_COLUMNS, source)
+    parsed = raw.select(F.col("userID").try_cast("long").cast("string").alias("user_id"),
+                        F.col("friendID").try_cast("long").cast("string").alias("friend_id"))
+    return check_parsed(parsed, ["user_id", "friend_id"], source)

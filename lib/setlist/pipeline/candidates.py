@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from setlist import lake, tracking
 from setlist.candidates.als import als_candidates_from_model, fit_als
 from setlist.candidates.colisten import colisten_candidates
+from setlist.candidates.ease import ease_candidates
 from setlist.candidates.own_artists import own_artists_candidates
 from setlist.candidates.popularity import popularity_candidates
 from setlist.candidates.union import union_candidates
@@ -37,25 +38,60 @@ def flatten(params: dict, prefix: str = "") -> dict:
     return flat
 
 
-def recent_listens(spark: SparkSession, cfg: SetlistConfig, ds: str) -> DataFrame:
-    """Listens of the ``listens_lookback_days`` days ending with ``ds`` (nothing later)."""
+def recent_listens(spark: SparkSession, cfg: SetlistConfig, ds: str) -> DataFrame | None:
+    """Listens of the ``listens_lookback_days`` days ending with ``ds`` (nothing later); None
+    for a lake of pre-aggregated play counts (HetRec), which has no ``listens`` table."""
+    if not lake.table_exists(spark, cfg, cfg.tables.listens):
+        return None
     first = dt.date.fromisoformat(ds) - dt.timedelta(days=cfg.candidates.listens_lookback_days - 1)
     listens = lake.read_table(spark, cfg, cfg.tables.listens)
     return listens.where((F.col("ds") >= first.isoformat()) & (F.col("ds") <= ds))
 
 
-def source_frames(interactions: DataFrame, listens: DataFrame, cfg: CandidatesConfig):
-    """Yield (source, candidates, fitted model or None) for each configured source, lazily."""
+def source_frames(interactions: DataFrame, listens: DataFrame | None, cfg: CandidatesConfig):
+    """Yield (source, candidates, fitted model or None, info) for each configured source, lazily."""
     for name in cfg.sources:
         if name == "als":
             model = fit_als(interactions, cfg.als)
-            yield name, als_candidates_from_model(model, interactions, cfg.als), model
+            yield name, als_candidates_from_model(model, interactions, cfg.als), model, {}
         elif name == "popularity":
-            yield name, popularity_candidates(interactions, listens, cfg.popularity), None
+            yield name, popularity_candidates(interactions, listens, cfg.popularity), None, {}
         elif name == "colisten":
-            yield name, colisten_candidates(interactions, listens, cfg.colisten), None
+            yield name, colisten_candidates(interactions, listens, cfg.colisten), None, {}
         elif name == "own_artists":
-            yield name, own_artists_candidates(interactions, cfg.own_artists), None
+            yield name, own_artists_candidates(interactions, cfg.own_artists), None, {}
+        elif name == "ease":
+            frame, info = ease_candidates(interactions, cfg.ease)
+            yield name, frame, None, info
+
+
+def build_candidates(interactions: DataFrame, listens: DataFrame | None, cfg: CandidatesConfig,
+                     frames: list[DataFrame], on_model=None) -> tuple[DataFrame, dict]:
+    """Every configured source on ``interactions`` (and ``listens``) -> (the union, metrics).
+
+    Numbers a source reports (e.g. the EASE item count) join the metrics; its words (which
+    algorithm ran) go to ``metrics["tags"]``.
+
+    Each source is persisted and counted in turn (so each one's wall time is its own) and
+    appended to ``frames``, which the caller unpersists once the union is written.
+    ``on_model(model)`` receives a fitted Spark model (ALS) to log.
+    """
+    metrics: dict = {"tags": {}}
+    started = time.perf_counter()
+    for name, frame, model, info in source_frames(interactions, listens, cfg):
+        frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        counts = frame.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("user_id").alias("users")).first()
+        metrics.update({f"{name}_rows": counts["rows"], f"{name}_users": counts["users"],
+                        f"{name}_seconds": time.perf_counter() - started,
+                        **{k: v for k, v in info.items() if isinstance(v, (int, float))}})
+        if model is not None and on_model is not None:
+            on_model(model)
+        metrics["tags"].update({k: v for k, v in info.items() if isinstance(v, str)})
+        for key, value in info.items():
+            log.info("candidates %s: %s = %s", name, key, value)
+        frames.append(frame)
+        started = time.perf_counter()
+    return union_candidates(frames, cfg.sources), metrics
 
 
 def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> dict[str, float]:
@@ -68,20 +104,10 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> dict[s
     try:
         with tracking.start_run(cfg, f"candidates-{ds}", {"ds": ds, "run_id": run_id, "step": "candidates"}):
             tracking.log_params(flatten(cfg.candidates.model_dump()))
-            started = time.perf_counter()
-            for name, frame, model in source_frames(interactions, listens, cfg.candidates):
-                # Materialised one source at a time so each one's wall time is its own.
-                frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-                counts = frame.agg(F.count(F.lit(1)).alias("rows"),
-                                   F.countDistinct("user_id").alias("users")).first()
-                metrics.update({f"{name}_rows": counts["rows"], f"{name}_users": counts["users"],
-                                f"{name}_seconds": time.perf_counter() - started})
-                if model is not None:
-                    tracking.log_spark_model(model, ALS_ARTIFACT)
-                frames.append(frame)
-                started = time.perf_counter()
-            union = union_candidates(frames, cfg.candidates.sources).withColumn("ds", F.lit(ds))
-            lake.write_partition(union, cfg, cfg.tables.candidates, ds, run_id)
+            union, metrics = build_candidates(interactions, listens, cfg.candidates, frames,
+                                              lambda model: tracking.log_spark_model(model, ALS_ARTIFACT))
+            tracking.set_tags(metrics.pop("tags"))
+            lake.write_partition(union.withColumn("ds", F.lit(ds)), cfg, cfg.tables.candidates, ds, run_id)
             written = lake.read_table(spark, cfg, cfg.tables.candidates, ds)
             totals = written.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("user_id").alias("users")).first()
             users = interactions.select("user_id").distinct().count()

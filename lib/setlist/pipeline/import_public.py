@@ -2,7 +2,9 @@
 
 - ``hetrec``: ``user_artists.dat`` -> the ``interactions`` partition ``importers.counts_ds``
   (pre-aggregated play counts), and ``user_taggedartists[-timestamps].dat`` when present ->
-  the ``importers.tag_assignments_table`` table (whole table replaced).
+  the ``importers.tag_assignments_table`` table, ``user_friends.dat`` when present -> the
+  ``tables.user_friends`` table (whole tables replaced). Every file is read and checked before
+  the first write, so a bad file leaves the lake as it was.
 - ``s3rec``: ``LastFM.txt`` -> ``listens`` (synthetic times, whole table replaced).
 - ``movielens1m``: ``ratings.dat[.gz]`` (+ ``movies.dat`` for genres when present) -> ``listens``.
 - ``movielens100k``: ``u.data`` -> ``listens``.
@@ -29,17 +31,24 @@ def _first_existing(folder: Path, names: list[str]) -> Path | None:
 
 
 def run(spark: SparkSession, cfg: SetlistConfig, dataset: str, folder: str, run_id: str) -> None:
+    if dataset not in DATASETS:
+        raise ImportDataError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
     folder = Path(folder)
     if not folder.is_dir():
         raise ImportDataError(f"--path {folder}: expected the folder of the {dataset} data set")
     imp = cfg.importers
     if dataset == "hetrec":
         counts = hetrec.read_play_counts(spark, str(folder / "user_artists.dat"))
+        tags_file = _first_existing(folder, HETREC_TAG_FILES)
+        tags = hetrec.read_tag_assignments(spark, str(tags_file)) if tags_file is not None else None
+        friends_file = folder / "user_friends.dat"
+        friends = hetrec.read_friends(spark, str(friends_file)) if friends_file.is_file() else None
         lake.write_partition(interactions_from_play_counts(counts, imp), cfg, cfg.tables.interactions,
                              imp.counts_ds, run_id)
-        tags = _first_existing(folder, HETREC_TAG_FILES)
         if tags is not None:
-            lake.overwrite_table(hetrec.read_tag_assignments(spark, str(tags)), cfg, imp.tag_assignments_table)
+            lake.overwrite_table(tags, cfg, imp.tag_assignments_table)
+        if friends is not None:
+            lake.overwrite_table(friends, cfg, cfg.tables.user_friends)
         return
     if dataset == "s3rec":
         listens = s3rec.sequences_to_listens(s3rec.read_sequences(spark, str(folder / "LastFM.txt")), imp)

@@ -43,7 +43,9 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str, source=No
     The input is validated twice (once per output table) rather than cached:
     building a cache of a day costs more than parsing it again. Counts come from
     the raw read and from Delta's commit metrics, not from extra passes.
+    An object store that cannot be reached stops the step here, naming its ``paths`` key.
     """
+    lake.check_storage(spark, cfg, ("lake",) if source else ("lake", "raw"))
     rows_read = read_raw(spark, cfg, ds, source).count()
     if rows_read == 0 and not cfg.events.allow_empty_input:
         raise IngestError(f"raw input for {ds} holds no events "
@@ -52,8 +54,9 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str, source=No
     listens = events.deduplicate_listens(events.accepted_listens(validated, ds))
     lake.write_partition(listens, cfg, cfg.tables.listens, ds, run_id)
     accepted = lake.last_write_rows(spark, cfg, cfg.tables.listens)
+    # Lakes ingested before raw_bytes existed gain the column (their older days read null).
     lake.write_partition(events.quarantined_events(validated, cfg.events, ds), cfg,
-                         cfg.tables.quarantined_events, ds, run_id)
+                         cfg.tables.quarantined_events, ds, run_id, add_columns=True)
     quarantined = lake.read_table(spark, cfg, cfg.tables.quarantined_events, ds)
     reasons = {row["reason_code"]: row["n"] for row in
                quarantined.groupBy("reason_code").agg(F.count(F.lit(1)).alias("n")).collect()}

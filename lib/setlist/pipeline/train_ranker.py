@@ -117,8 +117,11 @@ def evaluate(booster: lgb.Booster, frame: pd.DataFrame, cfg: SetlistConfig) -> d
 
 
 def release(cfg: SetlistConfig, booster: lgb.Booster, eval_frame: pd.DataFrame, ds: str, run_id: str,
-            extra_metrics: dict[str, float] | None = None, params: dict | None = None) -> TrainResult:
-    """Log and register ``booster``, then gate it against the champion on ``eval_frame``."""
+            extra_metrics: dict[str, float] | None = None, params: dict | None = None,
+            artifacts: dict[str, object] | None = None) -> TrainResult:
+    """Log and register ``booster``, then gate it against the champion on ``eval_frame``.
+
+    ``artifacts``: file name -> JSON-able value, logged with the run (e.g. the tuning trials)."""
     k = cfg.evaluation.ranking_k
     ndcg = f"ndcg_at_{k}"
     metrics = {**evaluate(booster, eval_frame, cfg), **(extra_metrics or {})}
@@ -128,6 +131,8 @@ def release(cfg: SetlistConfig, booster: lgb.Booster, eval_frame: pd.DataFrame, 
                              **flatten(cfg.features.model_dump(), "features."), **(params or {})})
         tracking.log_figure(ranking.importance_figure(booster), "feature_importance.png")
         tracking.log_dict(ranking.feature_importance(booster), "feature_importance.json")
+        for name, value in (artifacts or {}).items():
+            tracking.log_dict(value, name)
         version = tracking.log_ranker(cfg, booster, eval_frame[booster.feature_name()].head(5))
         champion = tracking.champion_version(cfg)
         champion_metric = None
