@@ -9,6 +9,8 @@ ingest step): accepted + quarantined + duplicates = rows read.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -17,6 +19,7 @@ from pyspark.sql import types as T
 from setlist.config import EventsConfig
 
 RAW_RECORD = "raw_record"
+RAW_BYTES = "raw_bytes"
 SOURCE_FILE = "source_file"
 CORRUPT = "_corrupt_record"
 REASONS = "_reasons"
@@ -49,9 +52,16 @@ LISTENS_SCHEMA = T.StructType(
     [T.StructField(name, dtype) for name, dtype in EVENT_FIELDS.items()]
     + [T.StructField("ds", T.StringType())])
 
+# Why ``raw_bytes`` beside ``raw_record``: Spark's text source does not check UTF-8, so a line of
+# binary garbage reaches the string column as is, and Arrow-based Delta readers (``deltalake``,
+# pandas) refuse the whole table. ``raw_record`` is therefore always valid UTF-8 (the line itself
+# when it was valid, invalid sequences replaced by U+FFFD otherwise) and ``raw_bytes`` keeps the
+# exact bytes for anyone who must replay or inspect them. An escape inside the string was the
+# other option, but any reversible one also rewrites valid lines (the escape character itself).
 QUARANTINE_SCHEMA = T.StructType([
     T.StructField("event_id", T.StringType()),
     T.StructField(RAW_RECORD, T.StringType()),
+    T.StructField(RAW_BYTES, T.BinaryType()),
     T.StructField("reason_code", T.StringType()),
     T.StructField("reasons", T.ArrayType(T.StringType())),
     T.StructField("message", T.StringType()),
@@ -71,15 +81,25 @@ MS_PLAYED_EXCEEDS_DURATION = "MS_PLAYED_EXCEEDS_DURATION"
 TS_IN_FUTURE = "TS_IN_FUTURE"
 TS_OUTSIDE_DAY = "TS_OUTSIDE_DAY"
 
+# ``_corrupt_record`` of a record that is not valid UTF-8 (JSON text must be UTF-8, RFC 8259).
+NOT_UTF8 = "<not valid UTF-8>"
+
+
+def _valid_utf8(*columns: str | Column) -> Column:
+    """True when every one of the string columns is null or valid UTF-8."""
+    return functools.reduce(operator.and_, [F.coalesce(F.is_valid_utf8(c), F.lit(True)) for c in columns])
+
 
 def parse_json_lines(lines: DataFrame) -> DataFrame:
     """(raw_record, source_file) text lines -> one string column per event field.
 
-    A line that is not a JSON object (truncated, blank, an array) keeps its text
-    in ``_corrupt_record``; nothing is dropped.
+    A line that is not a JSON object (truncated, blank, an array, not valid UTF-8) keeps its
+    text in ``_corrupt_record``; nothing is dropped. A line that is not valid UTF-8 is not
+    parsed at all, so no field of it can carry invalid bytes into ``listens``.
     """
     schema = T.StructType(RAW_STRING_SCHEMA.fields + [T.StructField(CORRUPT, T.StringType())])
-    parsed = F.from_json(RAW_RECORD, schema,
+    utf8 = _valid_utf8(RAW_RECORD)
+    parsed = F.from_json(F.when(utf8, F.col(RAW_RECORD)), schema,
                          {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
     blank = F.trim(F.col(RAW_RECORD)) == ""
     # explode(array(...)) yields the same single row, but as a generator it stops the
@@ -88,7 +108,8 @@ def parse_json_lines(lines: DataFrame) -> DataFrame:
     return (lines
             .select(F.explode(F.array(parsed)).alias("_parsed"), RAW_RECORD, SOURCE_FILE)
             .select(*[F.col(f"_parsed.{name}").alias(name) for name in EVENT_FIELDS],
-                    F.when(blank, F.lit("<blank line>"))
+                    F.when(~utf8, F.lit(NOT_UTF8))
+                     .when(blank, F.lit("<blank line>"))
                      .otherwise(F.col(f"_parsed.{CORRUPT}")).alias(CORRUPT),
                     RAW_RECORD, SOURCE_FILE))
 
@@ -98,15 +119,19 @@ def normalise_columns(raw: DataFrame) -> DataFrame:
 
     Columns the file lacks become null strings (and are then reported missing);
     typed Parquet columns are cast to strings so one validation serves all formats.
+    A row with a field that is not valid UTF-8 (a Parquet binary column) is malformed,
+    its fields nulled, as in ``parse_json_lines``.
     """
-    fields = [(F.col(name).cast("string") if name in raw.columns else F.lit(None).cast("string"))
-              .alias(name) for name in EVENT_FIELDS]
+    fields = {name: (F.col(name).cast("string") if name in raw.columns else F.lit(None).cast("string"))
+              for name in EVENT_FIELDS}
+    utf8 = _valid_utf8(*fields.values())
     corrupt = F.col(CORRUPT) if CORRUPT in raw.columns else F.lit(None).cast("string")
     data_columns = [c for c in raw.columns if c not in (CORRUPT, SOURCE_FILE)]
     record = F.coalesce(corrupt, F.to_json(F.struct(*data_columns)))
     source = F.col(SOURCE_FILE) if SOURCE_FILE in raw.columns else F.input_file_name()
-    return raw.select(*fields, corrupt.alias(CORRUPT), record.alias(RAW_RECORD),
-                      source.alias(SOURCE_FILE))
+    return raw.select(*[F.when(utf8, column).alias(name) for name, column in fields.items()],
+                      F.when(~utf8, F.lit(NOT_UTF8)).otherwise(corrupt).alias(CORRUPT),
+                      record.alias(RAW_RECORD), source.alias(SOURCE_FILE))
 
 
 def day_bounds(ds: str) -> tuple[dt.datetime, dt.datetime]:
@@ -128,7 +153,9 @@ def _rules(cfg: EventsConfig, ds: str) -> list[tuple[str, Column, Column]]:
     observed_until = day_end + dt.timedelta(hours=cfg.late_arrival_hours)
     ts, ms_played, duration = _typed("ts"), _typed("ms_played"), _typed("track_duration_ms")
     malformed = F.col(CORRUPT).isNotNull()
-    rules = [(MALFORMED_RECORD, malformed, F.lit("record is not a valid event object"))]
+    rules = [(MALFORMED_RECORD, malformed,
+              F.when(F.col(CORRUPT) == NOT_UTF8, F.lit(f"record is not valid UTF-8 (its bytes are in {RAW_BYTES})"))
+               .otherwise(F.lit("record is not a valid event object")))]
     for name in REQUIRED_FIELDS:
         rules.append((MISSING_FIELD, ~malformed & _is_missing(name),
                       F.lit(f"required field '{name}' is missing or empty")))
@@ -182,13 +209,17 @@ def accepted_listens(validated: DataFrame, ds: str) -> DataFrame:
 
 
 def quarantined_events(validated: DataFrame, cfg: EventsConfig, ds: str) -> DataFrame:
-    """Rows with at least one violation: the raw record, the primary reason code, every code,
-    a human message naming each problem, and the source file."""
+    """Rows with at least one violation, in ``QUARANTINE_SCHEMA``: the raw record as valid UTF-8
+    text and as its exact bytes (``raw_bytes``), the primary reason code, every code, a human
+    message naming each problem, and the source file."""
     messages = F.filter(F.array(*[F.when(violated, F.concat(F.lit(code + ": "), message))
                                   for code, violated, message in _rules(cfg, ds)]),
                         lambda m: m.isNotNull())
     return (validated.where(F.size(REASONS) > 0)
-            .select("event_id", RAW_RECORD,
+            .select("event_id",
+                    F.make_valid_utf8(RAW_RECORD).alias(RAW_RECORD),
+                    # A string's bytes as read: the line itself, invalid sequences included.
+                    F.col(RAW_RECORD).cast("binary").alias(RAW_BYTES),
                     F.col(REASONS)[0].alias("reason_code"),
                     F.col(REASONS).alias("reasons"),
                     F.array_join(messages, "; ").alias("message"),
