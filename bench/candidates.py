@@ -27,13 +27,14 @@ from pathlib import Path
 # implicit's ALS runs its own threads; OpenBLAS threads on top of them slow it down (set before numpy loads).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baselines import implicit_source  # noqa: E402
 
 from setlist.candidates.als import als_candidates  # noqa: E402
 from setlist.candidates.colisten import colisten_candidates  # noqa: E402
@@ -75,35 +76,6 @@ def our_sources(cfg: SetlistConfig, listens: DataFrame | None) -> dict:
         "colisten": lambda train: colisten_candidates(train, listens, c.colisten),
         "own_artists": lambda train: own_artists_candidates(train, c.own_artists),
     }
-
-
-def _user_item_matrix(train: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    users, user_index = np.unique(train["user_id"].to_numpy(), return_inverse=True)
-    items, item_index = np.unique(train["track_id"].to_numpy(), return_inverse=True)
-    weights = np.maximum(train["reward"].to_numpy(dtype=np.float32), 0.0)
-    matrix = sp.csr_matrix((weights, (user_index, item_index)), shape=(len(users), len(items)))
-    matrix.eliminate_zeros()
-    return matrix, users, items
-
-
-def implicit_source(spark: SparkSession, name: str, make_model, top_n: int):
-    """A source that fits an ``implicit`` model on the positive train rewards and
-    recommends ``top_n`` unseen items per user."""
-    def source(train: DataFrame) -> DataFrame:
-        frame = train.select("user_id", "track_id", "reward").toPandas()
-        matrix, users, items = _user_item_matrix(frame)
-        model = make_model()
-        model.fit(matrix, show_progress=False)
-        ids, scores = model.recommend(np.arange(len(users)), matrix, N=top_n, filter_already_liked_items=True)
-        valid = (ids >= 0) & np.isfinite(scores) & (scores > -1e30)
-        ranks = np.broadcast_to(np.arange(1, ids.shape[1] + 1, dtype=np.int32), ids.shape)
-        recs = pd.DataFrame({"user_id": np.repeat(users, ids.shape[1])[valid.ravel()],
-                             "track_id": items[np.where(valid, ids, 0)][valid],
-                             "source": name, "source_score": scores[valid].astype(np.float64),
-                             "source_rank": ranks[valid]})
-        return spark.createDataFrame(recs, "user_id string, track_id string, source string, "
-                                           "source_score double, source_rank int")
-    return source
 
 
 def baselines(spark: SparkSession, cfg: SetlistConfig, top_n: int) -> dict:

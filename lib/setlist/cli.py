@@ -95,3 +95,7 @@ def main(argv=None) -> None:
     args = command_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_job(lambda: COMMANDS[args.command](args))
+
+
+if __name__ == "__main__":
+    main()

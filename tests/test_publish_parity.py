@@ -1,0 +1,47 @@
+"""Publish scores equal the scores the training and benchmark code compute, and discovery
+surfaces leave out what the user played."""
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from chispa import assert_df_equality
+
+from setlist import ranking
+from setlist.publish import drop_played
+
+
+def test_publish_scoring_equals_the_bench_scoring_for_the_same_model_and_rows(spark):
+    rng = np.random.default_rng(11)
+    features = [f"f{i}" for i in range(6)]
+    n = 3000
+    frame = pd.DataFrame(rng.normal(size=(n, len(features))), columns=features)
+    frame.loc[rng.random(n) < 0.1, "f2"] = np.nan  # missing values take LightGBM's default branch
+    frame["label"] = (frame["f0"] + rng.normal(scale=0.5, size=n) > 0).astype(int) * 2 + 1
+    frame["user_id"] = [f"u{i // 30}" for i in range(n)]
+    frame["surface"] = "home"
+    frame["track_id"] = [f"t{i % 30}" for i in range(n)]
+    train = ranking.sort_groups(frame)
+    booster = lgb.train({"objective": "lambdarank", "num_leaves": 15, "verbosity": -1, "seed": 1},
+                        lgb.Dataset(train[features], label=train["label"], group=ranking.group_sizes(train)),
+                        num_boost_round=25)
+    framed = spark.createDataFrame(frame[["user_id", "surface", "track_id", *features]]
+                                   .assign(sources=[["als"]] * n))
+    published = (ranking.score_candidates(framed, booster.model_to_string(), booster.feature_name())
+                 .toPandas().sort_values(["user_id", "track_id"]).reset_index(drop=True))
+    expected = frame.assign(score=ranking.predict(booster, frame)).sort_values(["user_id", "track_id"])
+    assert len(published) == n
+    np.testing.assert_allclose(published["score"].to_numpy(), expected["score"].to_numpy(), rtol=0, atol=1e-9)
+
+
+def test_discovery_surfaces_drop_played_tracks_and_others_keep_them(spark):
+    scored = spark.createDataFrame(
+        [("u1", "home", "t1", 0.9, ["als"]), ("u1", "home", "t2", 0.5, ["als"]),
+         ("u1", "radio", "t1", 0.9, ["als"]), ("u2", "home", "t1", 0.4, ["ease"])],
+        "user_id string, surface string, track_id string, score double, sources array<string>")
+    interactions = spark.createDataFrame([("u1", "t1", 3.0), ("u1", "t1", 1.0)],
+                                         "user_id string, track_id string, reward double")
+    expected = spark.createDataFrame(
+        [("u1", "home", "t2", 0.5, ["als"]), ("u1", "radio", "t1", 0.9, ["als"]),
+         ("u2", "home", "t1", 0.4, ["ease"])], scored.schema)
+    assert_df_equality(drop_played(scored, interactions, ["home"]).select(*scored.columns), expected,
+                       ignore_row_order=True)
+    assert_df_equality(drop_played(scored, interactions, []), scored, ignore_row_order=True)
