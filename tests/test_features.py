@@ -10,7 +10,8 @@ from setlist.features import (events_before, pair_features, user_artist_features
 
 CUTOFF = dt.datetime(2026, 11, 4)
 SMALL = ["features.history_days=7", "features.windows_days=[1,7]", "features.trend_long_days=7",
-         "events.surfaces=[home,radio]", "candidates.sources=[popularity,own_artists]"]
+         "events.surfaces=[home,radio]", "publish.surfaces=[home,radio]",
+         "candidates.sources=[popularity,own_artists]"]
 
 
 def listens(spark, rows):

@@ -2,31 +2,65 @@
 
 Every weight, threshold, path and seed of Setlist lives here. Files are merged in
 order (later wins), then ``--set section.key=value`` overrides are applied; the
-result is validated and an unknown key or a wrong type raises :class:`ConfigError`
-naming the dotted key.
+result is validated and an unknown key, a wrong type or a value out of its range
+raises :class:`ConfigError` naming the dotted key and what is allowed.
+
+The model is strict: ``true`` is never a number and ``1`` never a boolean, so a YAML slip
+cannot silently flip a weight. ``conf/default.yaml`` documents every key with the same
+values as the defaults below (``tests/test_config_defaults.py`` keeps the two equal).
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+                      model_validator)
 
 from setlist.errors import ConfigError
 
 DEFAULT_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
+def _date_as_text(value: Any) -> Any:
+    # YAML reads an unquoted 2026-11-01 as a date; the config keeps dates as yyyy-MM-dd text.
+    return value.isoformat() if isinstance(value, date) and not isinstance(value, datetime) else value
+
+
+def _iso_date(value: str) -> str:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected a date as yyyy-MM-dd") from None
+    return value
+
+
+# Value types named for what they mean; bounds are checked at load, before any write.
+Share = Annotated[float, Field(ge=0, le=1)]
+# A probability that goes through a logit: 0 and 1 themselves are out.
+Probability = Annotated[float, Field(gt=0, lt=1)]
+NonNegative = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+# Table names become folder names under paths.lake: no separators, no "..", not empty.
+TableName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]
+IsoDate = Annotated[str, BeforeValidator(_date_as_text), AfterValidator(_iso_date)]
+
+
+def _invalid(key: str, message: str) -> ConfigError:
+    """A cross-field error in the same shape as :func:`_describe`'s."""
+    return ConfigError(f"config key '{key}': {message}")
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class SparkConfig(Section):
     master: str = "local[2]"
     app_name: str = "setlist"
-    shuffle_partitions: int = 8
+    shuffle_partitions: int = Field(default=8, gt=0)
     driver_memory: str = "4g"
     # Folder of Delta JARs fetched by scripts/setup.sh; when it holds no JARs the
     # session falls back to resolving ``delta_packages`` with Spark's Ivy.
@@ -46,22 +80,22 @@ class PathsConfig(Section):
 
 
 class TablesConfig(Section):
-    listens: str = "listens"
-    quarantined_events: str = "quarantined_events"
-    ingest_audit: str = "ingest_audit"
-    interactions: str = "interactions"
-    candidates: str = "candidates"
-    ranked_recs: str = "ranked_recs"
+    listens: TableName = "listens"
+    quarantined_events: TableName = "quarantined_events"
+    ingest_audit: TableName = "ingest_audit"
+    interactions: TableName = "interactions"
+    candidates: TableName = "candidates"
+    ranked_recs: TableName = "ranked_recs"
     # One row per completed daily run: the marker backfill uses to skip finished days.
-    pipeline_runs: str = "pipeline_runs"
+    pipeline_runs: TableName = "pipeline_runs"
     # One row per (experiment, user seen up to ds): bucket, variant, model reference.
-    experiment_assignments: str = "experiment_assignments"
+    experiment_assignments: TableName = "experiment_assignments"
     # One row per (experiment, metric, treatment variant) analysed on ds.
-    experiment_results: str = "experiment_results"
+    experiment_results: TableName = "experiment_results"
     # Count data / public data: the persisted per-user (or time) split the ranker trains on.
-    ranker_split: str = "ranker_split"
+    ranker_split: TableName = "ranker_split"
     # HetRec's social graph (user_id, friend_id), imported beside the play counts.
-    user_friends: str = "user_friends"
+    user_friends: TableName = "user_friends"
 
 
 class EventsConfig(Section):
@@ -71,132 +105,154 @@ class EventsConfig(Section):
         "trackerror", "unexpected-exit", "unexpected-exit-while-paused", "clickrow",
         "unknown"])
     surfaces: list[str] = Field(default_factory=lambda: [
-        "home", "now_playing", "search", "library", "playlist", "radio"])
+        "home", "now_playing", "search", "library", "playlist", "radio"], min_length=1)
     # A play may run slightly past the catalogue duration (crossfade, rounding).
-    ms_played_tolerance_ms: int = 5000
+    ms_played_tolerance_ms: int = Field(default=5000, ge=0)
     # Events of day D are ingested after D ends; anything stamped later than
     # D + 1 day + late_arrival_hours cannot have been observed yet.
-    late_arrival_hours: int = 24
+    late_arrival_hours: int = Field(default=24, ge=0)
     allow_empty_input: bool = False
 
 
 class GeneratorConfig(Section):
     seed: int = 42
-    n_users: int = 2000
-    n_artists: int = 800
-    n_genres: int = 20
-    tracks_per_artist_mean: float = 8.0
-    start_date: str = "2026-11-01"
-    days: int = 7
+    n_users: int = Field(default=2000, gt=0)
+    n_artists: int = Field(default=800, gt=0)
+    n_genres: int = Field(default=20, gt=0)
+    tracks_per_artist_mean: float = Field(default=8.0, gt=0)
+    start_date: IsoDate = "2026-11-01"
+    days: int = Field(default=7, ge=1)
     # Mean sessions per user per day (activity is log-normal across users).
-    sessions_per_user_day: float = 1.2
-    activity_sigma: float = 1.0
-    session_length_mean: float = 12.0
-    track_popularity_zipf: float = 1.1
-    genre_concentration: float = 0.3
-    favourite_artists: int = 12
-    core_tracks: int = 40
+    sessions_per_user_day: float = Field(default=1.2, gt=0)
+    activity_sigma: float = Field(default=1.0, ge=0)
+    # Session lengths are geometric with this mean, so at least one play.
+    session_length_mean: float = Field(default=12.0, ge=1)
+    track_popularity_zipf: float = Field(default=1.1, ge=0)
+    # Dirichlet concentration of each user's genre taste.
+    genre_concentration: float = Field(default=0.3, gt=0)
+    favourite_artists: int = Field(default=12, ge=1)
+    core_tracks: int = Field(default=40, ge=1)
     # Share of plays that repeat a track from the user's heavy rotation (Benson 2016: 15-59 %).
-    repeat_share: float = 0.35
-    favourite_artist_share: float = 0.30
+    repeat_share: Share = 0.35
+    favourite_artist_share: Share = 0.30
     # Skips (REALISM.md): 48.6 % end early; within 5/10/30 s: 24/29/35 % of all plays.
-    skip_rate_target: float = 0.486
-    skip_within_5s: float = 0.24
-    skip_within_10s: float = 0.29
-    skip_within_30s: float = 0.35
-    first_track_skip: float = 0.38
-    plateau_skip: float = 0.53
-    off_taste_skip_boost: float = 0.25
-    save_rate: float = 0.025
-    skipped_flag_disagreement: float = 0.01
-    surface_mix: dict[str, float] = Field(default_factory=lambda: {
+    skip_rate_target: Probability = 0.486
+    skip_within_5s: Share = 0.24
+    skip_within_10s: Share = 0.29
+    skip_within_30s: Share = 0.35
+    first_track_skip: Probability = 0.38
+    plateau_skip: Probability = 0.53
+    off_taste_skip_boost: NonNegative = 0.25
+    save_rate: Probability = 0.025
+    skipped_flag_disagreement: Share = 0.01
+    surface_mix: dict[str, NonNegative] = Field(default_factory=lambda: {
         "home": 0.25, "now_playing": 0.15, "search": 0.10,
-        "library": 0.20, "playlist": 0.20, "radio": 0.10})
-    platform_mix: dict[str, float] = Field(default_factory=lambda: {"mobile": 0.7, "desktop": 0.3})
-    skip_reason_mix: dict[str, float] = Field(default_factory=lambda: {
+        "library": 0.20, "playlist": 0.20, "radio": 0.10}, min_length=1)
+    platform_mix: dict[str, NonNegative] = Field(default_factory=lambda: {"mobile": 0.7, "desktop": 0.3},
+                                                 min_length=1)
+    skip_reason_mix: dict[str, NonNegative] = Field(default_factory=lambda: {
         "fwdbtn": 0.70, "backbtn": 0.08, "endplay": 0.10, "logout": 0.04,
-        "remote": 0.03, "trackerror": 0.02, "unexpected-exit": 0.03})
-    done_reason_mix: dict[str, float] = Field(default_factory=lambda: {
-        "trackdone": 0.95, "endplay": 0.03, "logout": 0.02})
-    track_duration_mean_s: float = 215.0
-    files_per_day: int = 2
+        "remote": 0.03, "trackerror": 0.02, "unexpected-exit": 0.03}, min_length=1)
+    done_reason_mix: dict[str, NonNegative] = Field(default_factory=lambda: {
+        "trackdone": 0.95, "endplay": 0.03, "logout": 0.02}, min_length=1)
+    track_duration_mean_s: float = Field(default=215.0, gt=0)
+    files_per_day: int = Field(default=2, ge=1)
     # --- Catalogue shape (assumptions) ---
-    track_duration_sigma: float = 0.35
-    track_duration_min_s: float = 45.0
-    track_duration_max_s: float = 900.0
+    track_duration_sigma: float = Field(default=0.35, ge=0)
+    track_duration_min_s: float = Field(default=45.0, gt=0)
+    track_duration_max_s: float = Field(default=900.0, gt=0)
     # --- Sessions (assumptions: no published figures) ---
     # Relative share of session starts per UTC hour 0..23 (night trough, evening peak).
-    hourly_profile: list[float] = Field(default_factory=lambda: [
+    hourly_profile: list[NonNegative] = Field(default_factory=lambda: [
         2.0, 1.2, 0.8, 0.6, 0.6, 0.9, 1.8, 3.2, 4.5, 4.6, 4.4, 4.5,
-        4.8, 4.8, 4.6, 4.7, 5.2, 5.8, 6.2, 6.3, 6.0, 5.2, 4.0, 2.9])
+        4.8, 4.8, 4.6, 4.7, 5.2, 5.8, 6.2, 6.3, 6.0, 5.2, 4.0, 2.9], min_length=24, max_length=24)
     # A user's next session starts at least this long after the previous one ended
     # (longer than stats_session_gap_minutes, so sessions can be recovered from ts).
-    min_session_gap_minutes: float = 45.0
-    inter_play_gap_s_mean: float = 1.5
-    shuffle_share: float = 0.45
+    min_session_gap_minutes: float = Field(default=45.0, ge=0)
+    inter_play_gap_s_mean: float = Field(default=1.5, ge=0)
+    shuffle_share: Share = 0.45
     # --- Track choice ---
     # Plays picked from global popularity regardless of taste (home, radio, charts).
-    explore_share: float = 0.12
+    explore_share: Share = 0.12
     # Core tracks are played in a Zipf rotation: the first few far more often.
-    core_rotation_zipf: float = 1.0
+    core_rotation_zipf: float = Field(default=1.0, ge=0)
     # Share of a user's core tracks drawn from their favourite artists (rest: their genres).
-    core_from_favourites: float = 0.5
+    core_from_favourites: Share = 0.5
     # A play is off-taste when the user's taste weight for the track's genre is below this.
-    off_taste_weight: float = 0.05
+    off_taste_weight: Share = 0.05
     # --- Skips ---
     # Skip rate by platform and by surface; surfaces map to MSSD contexts (assumption):
     # home=personalized playlist, now_playing/playlist=editorial playlist, search=catalog,
     # library=user collection, radio=radio.
-    platform_skip: dict[str, float] = Field(default_factory=lambda: {"mobile": 0.51, "desktop": 0.40})
-    surface_skip: dict[str, float] = Field(default_factory=lambda: {
+    platform_skip: dict[str, Probability] = Field(default_factory=lambda: {"mobile": 0.51, "desktop": 0.40})
+    surface_skip: dict[str, Probability] = Field(default_factory=lambda: {
         "home": 0.45, "now_playing": 0.51, "search": 0.46,
         "library": 0.55, "playlist": 0.51, "radio": 0.55})
     # Position (1-based) from which the plateau skip rate holds; earlier ones interpolate.
-    plateau_position: int = 4
+    plateau_position: int = Field(default=4, ge=1)
     # Skips after 30 s end at a steady (exponential) hazard with this mean, cut at the track end.
-    late_skip_scale_s: float = 120.0
+    late_skip_scale_s: float = Field(default=120.0, gt=0)
     # --- Saves: log-odds lifts, the base is solved so the mean is save_rate ---
     save_completed_logit: float = 1.5
     save_on_taste_logit: float = 0.8
     # --- reason_start (assumption) ---
     # The first play of a session starts for one of these reasons; a later play starts with
     # the previous play's reason_end when it is one of carry_over_reasons, else from this mix.
-    start_reason_mix: dict[str, float] = Field(default_factory=lambda: {
-        "clickrow": 0.50, "playbtn": 0.35, "appload": 0.10, "remote": 0.05})
+    start_reason_mix: dict[str, NonNegative] = Field(default_factory=lambda: {
+        "clickrow": 0.50, "playbtn": 0.35, "appload": 0.10, "remote": 0.05}, min_length=1)
     carry_over_reasons: list[str] = Field(default_factory=lambda: [
         "trackdone", "fwdbtn", "backbtn", "remote", "trackerror"])
     # Newton steps used to solve a base rate so a mean probability hits its target.
-    calibration_steps: int = 8
+    calibration_steps: int = Field(default=8, ge=1)
     # Users generated together (one chunk); bounds memory, fixes the random streams.
-    users_per_chunk: int = 25000
+    users_per_chunk: int = Field(default=25000, gt=0)
     # --- realism_stats / realism_report ---
-    stats_session_gap_minutes: float = 30.0
-    skips_per_hour_target: float = 14.7
-    repeat_share_range: list[float] = Field(default_factory=lambda: [0.15, 0.59])
+    stats_session_gap_minutes: float = Field(default=30.0, gt=0)
+    skips_per_hour_target: float = Field(default=14.7, gt=0)
+    repeat_share_range: list[Share] = Field(default_factory=lambda: [0.15, 0.59], min_length=2, max_length=2)
+
+    @model_validator(mode="after")
+    def _check_shapes(self) -> "GeneratorConfig":
+        within = [self.skip_within_5s, self.skip_within_10s, self.skip_within_30s, self.skip_rate_target]
+        if within != sorted(within):
+            raise _invalid("generator.skip_within_5s/10s/30s", f"the cumulative skip shares must grow up to "
+                           f"generator.skip_rate_target: 5s <= 10s <= 30s <= target, got {within}")
+        if self.skip_rate_target + self.off_taste_skip_boost >= 1:
+            raise _invalid("generator.off_taste_skip_boost", f"skip_rate_target + off_taste_skip_boost must be "
+                           f"< 1, got {self.skip_rate_target} + {self.off_taste_skip_boost}")
+        if self.track_duration_min_s >= self.track_duration_max_s:
+            raise _invalid("generator.track_duration_min_s", f"must be < generator.track_duration_max_s, got "
+                           f"{self.track_duration_min_s} >= {self.track_duration_max_s}")
+        low, high = self.repeat_share_range
+        if low > high:
+            raise _invalid("generator.repeat_share_range",
+                           f"expected [low, high] with low <= high, got {[low, high]}")
+        return self
 
 
 class RewardsConfig(Section):
-    listen_threshold_s: float = 30.0
-    listen_weight: float = 1.0
-    completion_weight: float = 0.5
-    skip_weight: float = -0.75
-    save_weight: float = 2.0
+    listen_threshold_s: float = Field(default=30.0, ge=0)
+    listen_weight: float = Field(default=1.0, ge=0)
+    completion_weight: float = Field(default=0.5, ge=0)
+    # A skip counts against the track: a penalty, never a credit.
+    skip_weight: float = Field(default=-0.75, le=0)
+    save_weight: float = Field(default=2.0, ge=0)
     # A play counts as completed once this share of the track was heard.
-    completion_ratio: float = 0.9
+    completion_ratio: float = Field(default=0.9, gt=0, le=1)
     # Repeated listens add log(1 + credit) in this base: the second listen is
     # worth less than the first (diminishing returns).
-    repeat_log_base: float = 2.0
-    half_life_days: float = 30.0
-    lookback_days: int = 90
+    repeat_log_base: float = Field(default=2.0, gt=1)
+    half_life_days: float = Field(default=30.0, gt=0)
+    lookback_days: int = Field(default=90, gt=0)
     skip_reasons: list[str] = Field(default_factory=lambda: ["fwdbtn", "backbtn"])
 
 
 class PublishConfig(Section):
-    top_n: int = 50
+    top_n: int = Field(default=50, gt=0)
     # Recorded as model_version when no model holds the champion alias (blend_order is published).
     model_version: str = "candidate-blend"
     # A top_n list per user for each of these surfaces (the ranker sees the surface).
-    surfaces: list[str] = Field(default_factory=lambda: ["home", "now_playing", "radio"])
+    surfaces: list[str] = Field(default_factory=lambda: ["home", "now_playing", "radio"], min_length=1)
     # Per surface: leave out what the user already played. Discovery surfaces (home) do by
     # default; continuation surfaces (now_playing, radio) replay favourites. Unlisted: False.
     exclude_played: dict[str, bool] = Field(default_factory=lambda: {
@@ -226,7 +282,7 @@ class ExperimentConfig(Section):
     control: str = "control"
     bucket_count: int = Field(default=10_000, gt=0)
     # First day users were exposed (yyyy-MM-dd); metrics before it are pre-period.
-    start_date: str | None = None
+    start_date: IsoDate | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "ExperimentConfig":
@@ -242,36 +298,31 @@ class ExperimentConfig(Section):
         if set(self.models) != set(self.allocation):
             raise ConfigError(f"{where}: models name variants {sorted(self.models)}, "
                               f"expected exactly the allocation's {sorted(self.allocation)}")
-        if self.start_date is not None:
-            try:
-                date.fromisoformat(self.start_date)
-            except ValueError:
-                raise ConfigError(f"{where}: start_date {self.start_date!r} is not yyyy-MM-dd") from None
         return self
 
 
 class ExperimentSimulatorConfig(Section):
     """Synthetic experiments with a known effect, to check the analysis (coverage, A/A)."""
     seed: int = 20261101
-    n_users: int = 4000
-    n_simulations: int = 1000
+    n_users: int = Field(default=4000, gt=0)
+    n_simulations: int = Field(default=1000, gt=0)
     metric: str = "minutes_played"
-    # Injected relative lift of the metric in every non-control variant.
-    relative_lift: float = 0.03
+    # Injected relative lift of the metric in every non-control variant (-1: no listening left).
+    relative_lift: float = Field(default=0.03, gt=-1)
     # Per-period minutes = propensity * period noise, both log-normal: propensity is shared
     # by the pre and post periods (that correlation is what CUPED exploits).
     log_minutes_mean: float = 5.5
-    propensity_sigma: float = 1.0
-    period_noise_sigma: float = 0.5
+    propensity_sigma: float = Field(default=1.0, ge=0)
+    period_noise_sigma: float = Field(default=0.5, ge=0)
     # Share of users with no listening in a period (churned, on holiday, new).
-    inactive_share: float = 0.08
-    pre_days: int = 14
-    post_days: int = 14
+    inactive_share: float = Field(default=0.08, ge=0, lt=1)
+    pre_days: int = Field(default=14, gt=0)
+    post_days: int = Field(default=14, gt=0)
     # Event detail, for end-to-end aggregation tests.
-    mean_play_minutes: float = 3.0
-    skip_rate: float = 0.45
-    save_rate: float = 0.025
-    recommendation_share: float = 0.3
+    mean_play_minutes: float = Field(default=3.0, gt=0)
+    skip_rate: Share = 0.45
+    save_rate: Share = 0.025
+    recommendation_share: Share = 0.3
 
 
 class ExperimentsConfig(Section):
@@ -280,9 +331,9 @@ class ExperimentsConfig(Section):
     KNOWN_METRICS: ClassVar[tuple[str, ...]] = (
         "minutes_played", "streams", "skips", "saves", "rec_minutes_played")
 
-    alpha: float = 0.05
+    alpha: Probability = 0.05
     # Sample-ratio mismatch is flagged below this chi-square p-value.
-    srm_alpha: float = 0.001
+    srm_alpha: Probability = 0.001
     metrics: list[str] = Field(default_factory=lambda: [
         "minutes_played", "streams", "skips", "saves"])
     # Column suffix of a metric's pre-exposure value, the CUPED covariate.
@@ -290,10 +341,13 @@ class ExperimentsConfig(Section):
     # CUPED covariate window: the pre_days days before an experiment's start_date.
     pre_days: int = Field(default=14, gt=0)
     # A play counts as a stream once this long was heard.
-    stream_threshold_s: float = 30.0
+    stream_threshold_s: float = Field(default=30.0, ge=0)
     # rec_minutes_played: listening on the surfaces that show our recommendations.
     recommendation_surfaces: list[str] = Field(default_factory=lambda: ["home"])
-    experiments: list[ExperimentConfig] = Field(default_factory=list)
+    # An A/A holdout: both arms publish the champion (as conf/default.yaml ships it).
+    experiments: list[ExperimentConfig] = Field(default_factory=lambda: [ExperimentConfig(
+        name="ranker_aa", salt="ranker_aa_2026_11", allocation={"control": 0.5, "treatment": 0.5},
+        models={"control": "champion", "treatment": "champion"}, start_date="2026-11-08")])
     simulator: ExperimentSimulatorConfig = ExperimentSimulatorConfig()
 
     @model_validator(mode="after")
@@ -312,7 +366,7 @@ class ExperimentsConfig(Section):
 class EvaluationConfig(Section):
     """Offline evaluation of candidate sources and ranked lists (setlist.evaluation)."""
     # Candidate recall is measured at each of these list lengths.
-    recall_ks: list[int] = Field(default_factory=lambda: [100, 500])
+    recall_ks: list[PositiveInt] = Field(default_factory=lambda: [100, 500], min_length=1)
     # NDCG, HitRate, MAP, coverage and popularity bias are measured on the top ranking_k.
     ranking_k: int = Field(default=10, gt=0)
     # global_time: for timestamped listens; per_user_holdout: for count data (HetRec).
@@ -338,9 +392,9 @@ class ImportersConfig(Section):
     """How public data sets map onto Setlist inputs (setlist.importers)."""
     # Pre-aggregated play counts -> reward: log1p(plays) * count_reward_scale (or plays, or 1).
     count_reward: Literal["log1p", "linear", "binary"] = "log1p"
-    count_reward_scale: float = 1.0
+    count_reward_scale: float = Field(default=1.0, gt=0)
     # Run date written to interactions built from counts that carry no time (HetRec).
-    counts_ds: str = "2011-05-31"
+    counts_ds: IsoDate = "2011-05-31"
     # Sequences without time (S3-Rec): item k of every user is stamped start + k * step.
     synthetic_start: str = "2011-01-01T00:00:00"
     synthetic_step_seconds: int = Field(default=3600, gt=0)
@@ -355,68 +409,76 @@ class ImportersConfig(Section):
     reason_start: str = "clickrow"
     surface: str = "library"
     platform: str = "unknown"
-    tag_assignments_table: str = "tag_assignments"
+    tag_assignments_table: TableName = "tag_assignments"
+
+    @model_validator(mode="after")
+    def _check_ratings(self) -> "ImportersConfig":
+        if self.rating_skip_max >= self.rating_completed_min:
+            raise _invalid("importers.rating_skip_max", f"must be < importers.rating_completed_min, got "
+                           f"{self.rating_skip_max} >= {self.rating_completed_min}")
+        return self
 
 
 class AlsConfig(Section):
     """Spark MLlib implicit ALS on the interactions' reward (skips: confidence in a zero preference)."""
-    rank: int = 64
-    reg_param: float = 0.1
-    alpha: float = 10.0
-    max_iter: int = 10
+    rank: int = Field(default=64, gt=0)
+    reg_param: float = Field(default=0.1, ge=0)
+    alpha: float = Field(default=10.0, ge=0)
+    max_iter: int = Field(default=10, gt=0)
     seed: int = 17
     # Without a checkpoint dir (set by the step from paths.checkpoints) Spark ignores this and
     # long runs overflow the stack with lineage.
     checkpoint_interval: int = 5
-    num_blocks: int = 4
+    num_blocks: int = Field(default=4, gt=0)
     # Music is re-listened: played tracks stay candidates unless this is set.
     exclude_played: bool = False
     # "blocked": users scored in blocks against broadcast item factors (numpy matmul + argpartition);
     # "recommend_for_all": ALSModel.recommendForAllUsers (measured slower in bench/als.py).
     scoring: Literal["blocked", "recommend_for_all"] = "blocked"
-    score_block_users: int = 2048
-    top_n: int = 100
+    score_block_users: int = Field(default=2048, gt=0)
+    top_n: int = Field(default=100, gt=0)
 
 
 class PopularityConfig(Section):
     """Recent popularity: qualified listens in a window, each decayed by its age."""
-    window_days: int = 28
-    half_life_days: float = 7.0
-    listen_threshold_s: float = 30.0
+    window_days: int = Field(default=28, gt=0)
+    half_life_days: float = Field(default=7.0, gt=0)
+    listen_threshold_s: float = Field(default=30.0, ge=0)
     exclude_played: bool = True
     # Popular tracks considered beyond top_n, so excluding played ones still fills the list.
-    pool_margin: int = 200
-    top_n: int = 100
+    pool_margin: int = Field(default=200, ge=0)
+    top_n: int = Field(default=100, gt=0)
 
 
 class ColistenConfig(Section):
     """Item-item neighbours from tracks played close together in a session."""
-    session_gap_minutes: float = 30.0
+    session_gap_minutes: float = Field(default=30.0, gt=0)
     # A play pairs with the next ``window_plays`` plays of its session only: pairs per session
     # grow linearly, not quadratically, with its length.
-    window_plays: int = 5
-    listen_threshold_s: float = 30.0
-    # Count data with no sessions: pairs among each user's most rewarded tracks.
-    user_max_tracks: int = 50
+    window_plays: int = Field(default=5, gt=0)
+    listen_threshold_s: float = Field(default=30.0, ge=0)
+    # Count data with no sessions: pairs among each user's most rewarded tracks (one makes no pair).
+    user_max_tracks: int = Field(default=50, ge=2)
     similarity: Literal["cosine", "pmi"] = "cosine"
     # Added to the cosine denominator: rare pairs count less.
-    shrinkage: float = 0.0
-    min_pair_count: int = 2
-    neighbours_per_track: int = 50
-    seed_tracks: int = 20
+    shrinkage: float = Field(default=0.0, ge=0)
+    min_pair_count: int = Field(default=2, ge=1)
+    neighbours_per_track: int = Field(default=50, gt=0)
+    seed_tracks: int = Field(default=20, gt=0)
     exclude_played: bool = False
-    top_n: int = 100
+    top_n: int = Field(default=100, gt=0)
 
 
 class OwnArtistsConfig(Section):
     """Tracks by the artists a user rewards most, minus those the user has worn out."""
-    top_artists: int = 10
-    tracks_per_artist: int = 20
-    # Worn out: played more than this in the interactions' lookback, or skipped this often.
-    worn_out_plays: int = 20
-    worn_out_skips: int = 2
+    top_artists: int = Field(default=10, gt=0)
+    tracks_per_artist: int = Field(default=20, gt=0)
+    # Worn out: played more than this in the interactions' lookback, or skipped this often
+    # (0 skips would wear out every track).
+    worn_out_plays: int = Field(default=20, ge=0)
+    worn_out_skips: int = Field(default=2, ge=1)
     exclude_played: bool = False
-    top_n: int = 100
+    top_n: int = Field(default=100, gt=0)
 
 
 class EaseConfig(Section):
@@ -432,19 +494,19 @@ class EaseConfig(Section):
     knn_neighbours: int = Field(default=100, gt=0)
     knn_similarity: Literal["cosine", "bm25"] = "cosine"
     exclude_played: bool = False
-    top_n: int = 100
+    top_n: int = Field(default=100, gt=0)
 
 
 class CandidatesConfig(Section):
     sources: list[Literal["als", "popularity", "colisten", "own_artists", "ease"]] = Field(
-        default_factory=lambda: ["als", "popularity", "colisten", "own_artists", "ease"])
+        default_factory=lambda: ["als", "popularity", "colisten", "own_artists", "ease"], min_length=1)
     # Every source's top_n unless its own section sets one.
-    top_n_per_source: int = 100
+    top_n_per_source: int = Field(default=100, gt=0)
     # Publishing order until the ranker exists: earlier sources first.
     source_priority: list[str] = Field(
         default_factory=lambda: ["als", "ease", "colisten", "own_artists", "popularity"])
     # Listens read by the step (popularity window, co-listening sessions).
-    listens_lookback_days: int = 28
+    listens_lookback_days: int = Field(default=28, gt=0)
     als: AlsConfig = AlsConfig()
     popularity: PopularityConfig = PopularityConfig()
     colisten: ColistenConfig = ColistenConfig()
@@ -480,7 +542,7 @@ class FeaturesConfig(Section):
     # Events read before the cutoff; the longest window must fit in it.
     history_days: int = Field(default=28, gt=0)
     # Activity and popularity counted over each of these trailing windows (days).
-    windows_days: list[int] = Field(default_factory=lambda: [1, 7, 28])
+    windows_days: list[PositiveInt] = Field(default_factory=lambda: [1, 7, 28], min_length=1)
     # Track trend = daily plays in the short window / daily plays in the long window.
     trend_short_days: int = Field(default=1, gt=0)
     trend_long_days: int = Field(default=7, gt=0)
@@ -509,7 +571,7 @@ class RankingConfig(Section):
     grade_completed: int = 3
     grade_saved: int = 4
     # LightGBM's gain per grade (index = grade), set explicitly: its default grows as 2^grade.
-    label_gain: list[float] = Field(default_factory=lambda: [0.0, 1.0, 3.0, 7.0, 15.0])
+    label_gain: list[NonNegative] = Field(default_factory=lambda: [0.0, 1.0, 3.0, 7.0, 15.0])
     # Labels: events in [cutoff, cutoff + label_days).
     label_days: int = Field(default=1, gt=0)
     # Candidates per (user, surface) query, best source rank first; LightGBM refuses > 10,000.
@@ -519,14 +581,17 @@ class RankingConfig(Section):
     seed: int = 7
     num_boost_round: int = Field(default=200, gt=0)
     early_stopping_rounds: int = Field(default=20, gt=0)
-    learning_rate: float = 0.05
-    num_leaves: int = 31
-    min_data_in_leaf: int = 20
-    feature_fraction: float = 0.9
-    bagging_fraction: float = 0.8
-    bagging_freq: int = 1
-    lambdarank_truncation_level: int = 20
-    num_threads: int = 2
+    learning_rate: float = Field(default=0.05, gt=0)
+    # LightGBM refuses a tree of one leaf.
+    num_leaves: int = Field(default=31, gt=1)
+    min_data_in_leaf: int = Field(default=20, ge=0)
+    feature_fraction: float = Field(default=0.9, gt=0, le=1)
+    bagging_fraction: float = Field(default=0.8, gt=0, le=1)
+    # 0 turns bagging off.
+    bagging_freq: int = Field(default=1, ge=0)
+    lambdarank_truncation_level: int = Field(default=20, gt=0)
+    # 0: LightGBM's default (OpenMP's thread count).
+    num_threads: int = Field(default=2, ge=0)
     # Daily run: on day D train on the candidates of D - train_lag_days, stop early on the
     # next day's and evaluate (and gate) on the day after that; every label is seen by D's end.
     train_in_daily: bool = True
@@ -587,7 +652,7 @@ class AirflowConfig(Section):
     """The daily DAG (airflow_dags/): which jobs run, in which order, and how they are submitted."""
     dag_id: str = "setlist_daily"
     schedule: str = "@daily"
-    start_date: str = "2026-11-01"
+    start_date: IsoDate = "2026-11-01"
     catchup: bool = False
     # Days run one at a time, in order: a day's candidates read earlier days' listens.
     max_active_runs: int = Field(default=1, gt=0)
@@ -641,6 +706,18 @@ class SetlistConfig(Section):
     features: FeaturesConfig = FeaturesConfig()
     ranking: RankingConfig = RankingConfig()
 
+    @model_validator(mode="after")
+    def _check_surfaces(self) -> "SetlistConfig":
+        # Surfaces are coded by their index in events.surfaces (features.surface_code): one
+        # outside it would be scored as an unknown context.
+        known = self.events.surfaces
+        for key, named in (("publish.surfaces", self.publish.surfaces),
+                           ("experiments.recommendation_surfaces", self.experiments.recommendation_surfaces)):
+            unknown = [s for s in named if s not in known]
+            if unknown:
+                raise _invalid(key, f"unknown surface(s) {unknown}, expected some of events.surfaces {known}")
+        return self
+
 
 def _deep_merge(base: dict, extra: dict) -> dict:
     merged = dict(base)
@@ -664,6 +741,10 @@ def parse_override(override: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {key}: value {raw!r} is not valid YAML ({exc})") from exc
+    except ValueError:
+        # A scalar YAML cannot build (the "date" 2011-13-01): kept as text, so the key's own
+        # check says what is expected.
+        value = raw.strip()
     return parts, value
 
 
@@ -677,14 +758,29 @@ def _apply_override(data: dict, parts: list[str], value: Any) -> None:
     node[parts[-1]] = value
 
 
+# pydantic's bound errors, said as the allowed range.
+_BOUNDS = {"greater_than": "must be > {gt}", "greater_than_equal": "must be >= {ge}",
+           "less_than": "must be < {lt}", "less_than_equal": "must be <= {le}",
+           "string_pattern_mismatch": "must match {pattern}",
+           "too_short": "must have at least {min_length} item(s)",
+           "too_long": "must have at most {max_length} item(s)"}
+
+
 def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
+        value = err.get("input")
         if err["type"] == "extra_forbidden":
             lines.append(f"unknown config key '{key}'")
+            continue
+        if err["type"] in _BOUNDS:
+            message = _BOUNDS[err["type"]].format(**err.get("ctx", {}))
+        elif err["type"] in ("int_type", "float_type") and isinstance(value, bool):
+            message = f"{err['msg']}, not a boolean"
         else:
-            lines.append(f"config key '{key}': {err['msg']} (got {err.get('input')!r})")
+            message = err["msg"]
+        lines.append(f"config key '{key}': {message} (got {value!r})")
     return "; ".join(lines)
 
 
@@ -698,7 +794,7 @@ def load_config(files: list[str | Path] | None = None,
             raise ConfigError(f"config file {path} does not exist")
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: a "date" such as 2011-13-01
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
