@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up, generates a week of listening events and runs the daily pipeline for each day
-# (ingest -> interactions -> candidates -> publish) on the embedded default: local Spark,
-# a Delta lake in data/lake, an MLflow store in data/. Extra args go to every job (--set k=v).
+# Sets up, generates a week of listening events and runs the daily chain for each day
+# (ingest -> interactions -> candidates -> assign_experiments -> train_ranker -> publish ->
+# analyze_experiment -> mark_complete; `setlist steps` lists it) on the embedded default: local
+# Spark, a Delta lake in data/lake, an MLflow store in data/. Extra args go to every command (--set k=v).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,6 +10,6 @@ source .venv/bin/activate
 START="${SETLIST_START:-2026-11-01}"
 DAYS="${SETLIST_DAYS:-7}"
 END="$(python -c "import datetime as d; print(d.date.fromisoformat('$START') + d.timedelta(days=$DAYS - 1))")"
-python jobs/generate_events.py --start-ds "$START" --days "$DAYS" "$@"
-spark-submit jobs/backfill.py --start "$START" --end "$END" "$@"
-spark-submit jobs/summary.py --ds "$END" "$@"
+setlist generate-events --start-ds "$START" --days "$DAYS" "$@"
+setlist backfill --start "$START" --end "$END" "$@"
+setlist summary --ds "$END" "$@"

@@ -1,10 +1,11 @@
-"""Backfill stops at a failing day and, once it is fixed, resumes there without redoing earlier days."""
+"""Backfill stops at a failing day and, once it is fixed, resumes there without redoing earlier days;
+each day runs the whole registry chain, experiments and completion marker included."""
 import shutil
 
 import pytest
 from deltalake import DeltaTable
 
-from setlist import generator, lake
+from setlist import generator, lake, steps
 from setlist.errors import IngestError
 from setlist.pipeline import daily
 
@@ -40,3 +41,9 @@ def test_failure_mid_range_stops_there_and_rerun_resumes_from_that_day(spark, ma
     for table, version in versions.items():
         assert days_written(cfg, table, version) == DAYS[1:], table  # day 1 was not written again
     assert set(DeltaTable(lake.table_path(cfg, "ranked_recs")).to_pandas().ds) == set(DAYS)
+    # Every step of the chain wrote each day exactly once, and the marker names the steps run.
+    for step in steps.chain(cfg):
+        for table in step.output_tables(cfg):
+            assert days_written(cfg, table, -1) == DAYS, table
+    runs = DeltaTable(lake.table_path(cfg, "pipeline_runs")).to_pandas()
+    assert set(runs.steps) == {",".join(s.name for s in steps.chain(cfg) if s.name != "mark_complete")}

@@ -153,7 +153,7 @@ def test_daily_run_on_a_standalone_cluster_equals_local_mode(spark, cluster, whe
 
     # From the wheel, the package cannot find conf/ next to itself: the job is given its config file.
     args = ["--ds", DAY, "--run-id", "cluster", "--conf", str(REPO / "conf" / "default.yaml")] + [a for o in overrides(cluster_run) for a in ("--set", o)]
-    run = submit(master, wheel, cluster_run, "jobs/daily.py", args)
+    run = submit(master, wheel, cluster_run, "jobs/setlist_job.py", ["daily", *args])
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     cluster_cfg = load_config(overrides=overrides(cluster_run))
     for table in TABLES:

@@ -264,7 +264,7 @@ def test_write_raw_day_numbers_parts_across_chunks(tmp_path, small_cfg):
 
 def test_generate_events_job_writes_each_day(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(REPO / "jobs" / "generate_events.py"), "--start-ds", DS, "--days", "2",
+        [sys.executable, str(REPO / "jobs" / "setlist_job.py"), "generate-events", "--start-ds", DS, "--days", "2",
          "--set", f"paths.raw={tmp_path}", "--set", "generator.n_users=40",
          "--set", "events.input_format=parquet"],
         capture_output=True, text=True, timeout=120)

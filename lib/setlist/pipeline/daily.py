@@ -1,54 +1,88 @@
-"""The daily run: ingest -> interactions -> candidates -> train_ranker -> publish, for one date.
+"""The step runner, the daily run of one date and the backfill of a date range.
 
-``train_ranker`` (when ``ranking.train_in_daily``) trains on days a few days back and may move
-the champion; a refused gate is logged and publishing goes on with the current champion.
+Every step comes from :func:`setlist.steps.chain`: ingest -> interactions -> candidates ->
+assign_experiments -> train_ranker -> publish -> analyze_experiment -> mark_complete
+(``train_ranker`` only with ``ranking.train_in_daily``; a refused gate is reported and
+publishing goes on with the current champion). The Airflow DAG runs the same chain.
 
-A day is complete once its row is in ``pipeline_runs`` (written last), which is
-what backfill checks; a crash before that leaves the day to be run again, and
+A day is complete once its row is in ``pipeline_runs`` (written last, by ``mark_complete``),
+which is what backfill checks; a crash before that leaves the day to be run again, and
 every step replaces its own partition, so rerunning is safe.
+
+Each finished step reports one line on the ``setlist.console`` logger (what the ``setlist``
+command prints): its name, the day, the rows it wrote to each table and its duration.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
 from pyspark.sql import SparkSession
+from tqdm import tqdm
 
-from setlist import lake
+from setlist import lake, steps
 from setlist.config import SetlistConfig
 from setlist.errors import SetlistError
-from setlist.pipeline import build_interactions, candidates, ingest, publish, train_ranker
 
 log = logging.getLogger(__name__)
-
-STEPS = {
-    "ingest": ingest.run,
-    "interactions": build_interactions.run,
-    "candidates": candidates.run,
-    "train_ranker": train_ranker.run,
-    "publish": publish.run,
-}
+console = logging.getLogger("setlist.console")
 
 
-def steps(cfg: SetlistConfig) -> dict:
-    """The configured steps in order (``train_ranker`` only with ``ranking.train_in_daily``)."""
-    return {name: step for name, step in STEPS.items() if name != "train_ranker" or cfg.ranking.train_in_daily}
+@dataclass(frozen=True)
+class StepReport:
+    """What one step did: rows written per table (Delta's commit metrics) and its duration."""
+    step: str
+    ds: str
+    seconds: float
+    rows: dict[str, int] = field(default_factory=dict)
+    outcome: str | None = None
+    result: Any = None
+
+    def line(self) -> str:
+        written = [f"{n:,} {'row' if n == 1 else 'rows'} to {table}" if i == 0 else f"{n:,} to {table}"
+                   for i, (table, n) in enumerate(self.rows.items())]
+        what = ", ".join(written + ([self.outcome] if self.outcome else [])) or "done"
+        return f"{self.step} {self.ds}: {what} in {self.seconds:.1f} s"
 
 
-def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> None:
-    configured = steps(cfg)
-    for name, step in configured.items():
-        log.info("daily %s: %s", ds, name)
-        step(spark, cfg, ds, run_id)
-    mark_complete(spark, cfg, ds, run_id, list(configured))
+def run_step(spark: SparkSession, cfg: SetlistConfig, step: steps.Step | str, ds: str,
+             run_id: str) -> StepReport:
+    """Run one registry step for ``ds`` and report it on the console logger.
+
+    An exception escaping the step is re-raised unchanged, tagged with the step and day
+    (:func:`setlist.steps.failed_step`) so the command layer can say which tables were being written.
+    """
+    step = steps.get(step) if isinstance(step, str) else step
+    started = time.perf_counter()
+    try:
+        result = step.function()(spark, cfg, ds, run_id)
+    except Exception as exc:
+        steps.tag_failure(exc, step, ds)
+        raise
+    rows = {table: lake.last_write_rows(spark, cfg, table) for table in step.output_tables(cfg)}
+    report = StepReport(step.name, ds, time.perf_counter() - started, rows,
+                        step.outcome(result) if step.outcome and result is not None else None, result)
+    console.info(report.line())
+    return report
+
+
+def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> list[StepReport]:
+    """Run the whole chain for ``ds``, in order; ``mark_complete`` (the last step) marks it done."""
+    return [run_step(spark, cfg, step, ds, run_id) for step in steps.chain(cfg)]
 
 
 def mark_complete(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str,
-                  step_names: list[str]) -> None:
+                  step_names: list[str] | None = None) -> None:
     """Record ``ds`` as complete in ``pipeline_runs``: what backfill checks before rerunning a day.
 
-    Written last by the daily run, and by the scheduler's final task when it runs the steps.
+    The last step of the chain, whether the daily run or the scheduler runs it. ``step_names``
+    (recorded with the marker) defaults to the chain's steps before this one.
     """
+    if step_names is None:
+        step_names = [step.name for step in steps.chain(cfg) if step.name != "mark_complete"]
     marker = spark.createDataFrame([(ds, run_id, ",".join(step_names))], "ds string, run_id string, steps string")
     lake.write_partition(marker, cfg, cfg.tables.pipeline_runs, ds, run_id)
 
@@ -72,14 +106,13 @@ def backfill(spark: SparkSession, cfg: SetlistConfig, start: str, end: str, run_
     """Run every day in [start, end] in order, skipping complete ones; returns the days run.
 
     A failure stops the backfill at that day (later days depend on it); running
-    the same command again resumes there.
+    the same command again resumes there. A progress bar counts the days on a terminal.
     """
     done = set() if rerun_complete else completed_days(spark, cfg)
-    ran = []
-    for ds in days_between(start, end):
-        if ds in done:
-            log.info("backfill: %s already complete, skipped", ds)
-            continue
+    days = days_between(start, end)
+    todo = [ds for ds in days if ds not in done]
+    if len(todo) < len(days):
+        console.info("backfill %s..%s: %d complete day(s) skipped", start, end, len(days) - len(todo))
+    for ds in tqdm(todo, desc="backfill", unit="day", disable=None, leave=False):
         run(spark, cfg, ds, f"{run_id}-{ds}")
-        ran.append(ds)
-    return ran
+    return todo
