@@ -69,7 +69,7 @@ def _java_cause(exc: Exception) -> str:
     """The Java exception's class and first message line, short enough for one error line."""
     java = getattr(exc, "java_exception", None)
     text = java.toString() if java is not None else str(exc)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first = " ".join(text.strip().splitlines()[0].split()) if text.strip() else type(exc).__name__
     return first if len(first) <= 300 else first[:297] + "..."
 
 
