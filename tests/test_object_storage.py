@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import uuid
 
 import boto3
@@ -187,3 +189,30 @@ def test_plain_relative_paths_are_made_absolute(make_cfg, tmp_path, monkeypatch)
     cfg = make_cfg("paths.lake=data/lake", "paths.raw=./data/raw")
     assert lake.table_path(cfg, "listens") == f"{os.getcwd()}/data/lake/listens"
     assert lake.raw_day_path(cfg, DS) == f"{os.getcwd()}/data/raw/ds={DS}"
+
+
+@pytest.mark.slow  # a second JVM: about 30 s on a quiet machine
+def test_a_new_session_takes_the_s3a_settings_from_spark_conf(endpoint, tmp_path):
+    """The deployment route: settings in config (``--set spark.conf={...}``), read at session start."""
+    bucket, client = new_bucket(endpoint)
+    client.put_object(Bucket=bucket, Key=f"raw/ds={DS}/part-00000.json",
+                      Body=json.dumps(event(1, ts=f"{DS}T10:00:00Z")).encode() + b"\n")
+    settings = {key.replace(f"bucket.{bucket}.", ""): value for key, value in s3a_settings(bucket, endpoint).items()}
+    overrides = ["spark.master=local[1]", "spark.shuffle_partitions=1", "spark.log_level=ERROR",
+                 f"paths.lake=s3a://{bucket}/lake", f"paths.raw=s3a://{bucket}/raw",
+                 f"paths.mlflow_tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", conf_override(settings)]
+    script = f"""
+from setlist import events, lake
+from setlist.config import load_config
+from setlist.pipeline import ingest
+from setlist.spark import build_session
+cfg = load_config(overrides={overrides!r})
+spark = build_session(cfg.spark)
+result = ingest.run(spark, cfg, {DS!r}, "fresh-session")
+print("RESULT", result.rows_read, result.accepted, lake.read_table(spark, cfg, "listens").count())
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "RESULT 1 1 1" in run.stdout
+    assert keys(client, bucket, "lake/listens/_delta_log/")
