@@ -63,5 +63,7 @@ AIRFLOW_VERSION="3.3.2"
 if [ "${SETLIST_AIRFLOW:-1}" != 0 ]; then
   [ -x .venv-airflow/bin/python ] || $UV venv --quiet -p "$PYTHON" .venv-airflow
   $UV pip install --quiet -p .venv-airflow/bin/python "apache-airflow==${AIRFLOW_VERSION}" "pydantic>=2.7,<3" pyyaml
+  # The DAG imports Setlist's step registry and config, which need only pydantic and PyYAML.
+  $UV pip install --quiet -p .venv-airflow/bin/python --no-deps -e .
   echo "setup: .venv-airflow ready (Airflow $(.venv-airflow/bin/python -c 'import airflow; print(airflow.__version__)'))"
 fi
