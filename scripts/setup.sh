@@ -56,6 +56,8 @@ mkdir -p "$SPARK_HOME_DIR/conf"
   echo "spark.pyspark.python $PWD/.venv/bin/python"
   echo "spark.pyspark.driver.python $PWD/.venv/bin/python"
 } > "$SPARK_HOME_DIR/conf/spark-defaults.conf"
+# Spark's JVM logging: warnings only from the first line (no INFO flood at start-up).
+cp conf/log4j2.properties "$SPARK_HOME_DIR/conf/log4j2.properties"
 
 # Airflow 3 in its own virtualenv: its pins fight ours. uv installs it in seconds, so always
 # (SETLIST_AIRFLOW=0 skips it). tests/test_airflow_dags.py runs Airflow from here.
