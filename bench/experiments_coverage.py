@@ -1,7 +1,9 @@
 """Check the A/B analysis on simulated experiments with a known effect.
 
 Prints interval coverage of the true effect (should be ~1 - alpha), the A/A
-false-positive rate (should be ~alpha) and CUPED vs plain interval width.
+false-positive rate (should be ~alpha), CUPED vs plain interval width, and the rate at which
+a deliberately worse variant (``--worse-lift``, default -3 %) is detected (its interval lies
+wholly below zero) at the configured sample size.
 
     .venv/bin/python bench/experiments_coverage.py --simulations 1000
 """
@@ -12,7 +14,7 @@ import time
 
 from setlist.config import ExperimentConfig, load_config
 from setlist.errors import ConfigError
-from setlist.experiments.simulator import coverage_study
+from setlist.experiments.simulator import coverage_study, run_simulations
 
 
 def main() -> None:
@@ -24,6 +26,8 @@ def main() -> None:
     parser.add_argument("--simulations", type=int, help="default experiments.simulator.n_simulations")
     parser.add_argument("--users", type=int, help="default experiments.simulator.n_users")
     parser.add_argument("--seed", type=int, help="default experiments.simulator.seed")
+    parser.add_argument("--worse-lift", type=float, default=-0.03,
+                        help="relative effect of the deliberately worse variant (negative)")
     args = parser.parse_args()
 
     cfg = load_config(args.config, args.overrides).experiments
@@ -55,6 +59,11 @@ def main() -> None:
           f"(ratio {summary.width_ratio_cuped_to_plain:.3f}, "
           f"variance reduction {summary.mean_variance_reduction:.1%})")
     print(f"power at alpha {summary.alpha:g}: plain {summary.power_plain:.3f}, CUPED {summary.power_cuped:.3f}")
+    worse = run_simulations(experiments[name], cfg, summary.n_simulations, args.worse_lift,
+                            seed=[summary.n_simulations, 3], n_users=summary.n_users)
+    print(f"a worse variant ({args.worse_lift:+.1%}) detected (interval wholly below 0) in "
+          f"{(worse['abs_ci_high'] < 0).mean():.3f} of simulations plain, "
+          f"{(worse['cuped_ci_high'] < 0).mean():.3f} with CUPED, at {summary.n_users:,} users")
 
 
 if __name__ == "__main__":

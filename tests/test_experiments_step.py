@@ -87,15 +87,6 @@ def test_assignments_hold_every_seen_user_once_per_experiment_with_the_hashed_va
     assert 0.3 < (pivot.home_ranker == pivot.later).mean() < 0.7
 
 
-def test_variant_models_serve_only_experiments_running_on_the_day(spark, simulated):
-    cfg, experiment, _, _, _ = simulated
-    served = experiments.variant_models(spark, cfg, LAST_DAY).toPandas()
-    assert list(served.columns) == ["user_id", "experiment", "variant", "model_ref"]
-    assert set(served.experiment) == {"home_ranker"}  # "later" starts in December
-    treatment = served[served.variant == "treatment"]
-    assert set(treatment.model_ref) == {"7"} and set(served[served.variant == "control"].model_ref) == {"champion"}
-
-
 def test_outcomes_aggregate_the_simulated_minutes_per_period(spark, simulated):
     cfg, experiment, users, events, _ = simulated
     listens = lake.read_table(spark, cfg, cfg.tables.listens)

@@ -40,6 +40,7 @@ def lake_days(spark, tmp_path_factory):
         lake.write_partition(day, cfg, cfg.tables.listens, ds, "fixture")
         listens = lake.read_table(spark, cfg, cfg.tables.listens).where(F.col("ds") <= ds)
         interactions = build_interactions(listens, ds, cfg.rewards).cache()
+        lake.write_partition(interactions, cfg, cfg.tables.interactions, ds, "fixture")
         frames = [popularity_candidates(interactions, listens, c.popularity),
                   own_artists_candidates(interactions, c.own_artists)]
         union = union_candidates(frames, c.sources).withColumn("ds", F.lit(ds))
@@ -116,3 +117,38 @@ def test_publish_uses_the_champion_and_a_rerun_keeps_one_copy(spark, lake_days, 
     candidates = lake.read_table(spark, cfg, cfg.tables.candidates, DAYS[-1]).select("user_id").distinct().count()
     assert recs.user_id.nunique() == candidates
     assert [h.operation for h in lake.history(spark, cfg, cfg.tables.ranked_recs).collect()[:2]] == ["WRITE", "WRITE"]
+
+
+def test_each_variant_is_served_its_own_model_and_recorded(spark, lake_days, first_model):
+    """treatment -> version 1 while the champion is a later version: treatment users get
+    exactly version 1's lists, control users the champion's, and every row says which."""
+    from setlist.config import ExperimentConfig
+    from setlist.pipeline import experiments
+    champion = tracking.champion_version(lake_days)
+    assert champion != 1
+    experiment = ExperimentConfig(name="ranker_ab", salt="ab-salt", allocation={"control": 0.5, "treatment": 0.5},
+                                  models={"control": "champion", "treatment": 1}, start_date=DAYS[-1])
+    cfg = lake_days.model_copy(update={"experiments": lake_days.experiments.model_copy(
+        update={"experiments": [experiment]})})
+    experiments.assign(spark, cfg, DAYS[-1], "assign-ab")
+    publish.run(spark, cfg, DAYS[-1], "pub-ab")
+    recs = lake.read_table(spark, cfg, cfg.tables.ranked_recs, DAYS[-1]).toPandas()
+    assignments = lake.read_table(spark, cfg, cfg.tables.experiment_assignments, DAYS[-1]).toPandas()
+    variant_of = assignments.set_index("user_id")["variant"]
+    assert (recs["variant"] == recs["user_id"].map(variant_of)).all() and set(recs["experiment"]) == {"ranker_ab"}
+    assert set(recs.loc[recs.variant == "treatment", "model_version"]) == {"1"}
+    assert set(recs.loc[recs.variant == "control", "model_version"]) == {str(champion)}
+
+    # The same day published with version 1 for everyone, into another table.
+    alias = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"champion_alias": "only_v1"}),
+                                   "tables": cfg.tables.model_copy(update={"ranked_recs": "ranked_recs_v1"}),
+                                   "experiments": lake_days.experiments.model_copy(update={"experiments": []})})
+    tracking.set_champion(alias, 1)
+    publish.run(spark, alias, DAYS[-1], "pub-v1")
+    by_v1 = lake.read_table(spark, alias, "ranked_recs_v1", DAYS[-1]).toPandas()
+    keys = ["user_id", "surface", "rank"]
+    treated = recs[recs.variant == "treatment"].sort_values(keys).reset_index(drop=True)
+    expected = by_v1[by_v1.user_id.isin(set(treated.user_id))].sort_values(keys).reset_index(drop=True)
+    assert len(treated) > 0
+    assert (treated.track_id == expected.track_id).all()
+    np.testing.assert_allclose(treated.score, expected.score, rtol=0, atol=1e-12)

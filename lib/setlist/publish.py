@@ -6,21 +6,27 @@ from pyspark.sql import functions as F
 
 from setlist.candidates.union import blend_order
 
-RANKED_RECS_COLUMNS = ["user_id", "surface", "rank", "track_id", "score", "sources", "model_version", "ds"]
+RANKED_RECS_COLUMNS = ["user_id", "surface", "rank", "track_id", "score", "sources", "model_version",
+                       "experiment", "variant", "ds"]
+SERVING_COLUMNS = ["model_version", "experiment", "variant"]
 
 
 def rank_recommendations(scored: DataFrame, top_n: int, model_version: str, ds: str) -> DataFrame:
-    """(user_id, surface, track_id, score, sources) -> top ``top_n`` per (user, surface) with a
-    dense 1..n rank (``RANKED_RECS_COLUMNS``).
+    """(user_id, surface, track_id, score, sources[, model_version, experiment, variant]) -> top
+    ``top_n`` per (user, surface) with a dense 1..n rank (``RANKED_RECS_COLUMNS``).
 
-    Ties in score are broken by track_id so a rerun gives identical ranks.
+    Rows without their own ``model_version`` get ``model_version``; ``experiment`` and
+    ``variant`` are null for users in no running experiment. Ties in score are broken by
+    track_id so a rerun gives identical ranks.
     """
+    defaults = {"model_version": F.lit(model_version), "experiment": F.lit(None).cast("string"),
+                "variant": F.lit(None).cast("string")}
+    serving = [(F.col(c) if c in scored.columns else defaults[c]).cast("string").alias(c) for c in SERVING_COLUMNS]
     by_list = Window.partitionBy("user_id", "surface").orderBy(F.desc("score"), F.asc("track_id"))
     return (scored.withColumn("rank", F.row_number().over(by_list))
             .where(F.col("rank") <= top_n)
             .select("user_id", "surface", F.col("rank").cast("int").alias("rank"), "track_id",
-                    F.col("score").cast("double").alias("score"), "sources",
-                    F.lit(model_version).alias("model_version"), F.lit(ds).alias("ds")))
+                    F.col("score").cast("double").alias("score"), "sources", *serving, F.lit(ds).alias("ds")))
 
 
 def blend_on_surfaces(union: DataFrame, source_priority: list[str], surfaces: list[str]) -> DataFrame:

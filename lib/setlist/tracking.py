@@ -116,6 +116,25 @@ def champion_version(cfg: SetlistConfig) -> int | None:
     return int(version.version)
 
 
+def resolve_model_ref(cfg: SetlistConfig, ref: str | int) -> int:
+    """A registry version number for ``ref``: a version ("3", 3) or an alias ("champion").
+
+    Raises SetlistError naming the reference when the registry has no such version or alias."""
+    from mlflow.exceptions import MlflowException
+
+    from setlist.errors import SetlistError
+
+    text = str(ref)
+    client = _client(cfg)
+    try:
+        if text.isdigit():
+            return int(client.get_model_version(cfg.tracking.model_name, text).version)
+        return int(client.get_model_version_by_alias(cfg.tracking.model_name, text).version)
+    except MlflowException as exc:
+        raise SetlistError(f"model reference {text!r}: no such version or alias of "
+                           f"'{cfg.tracking.model_name}' in the registry ({exc.error_code})") from None
+
+
 def set_champion(cfg: SetlistConfig, version: int) -> None:
     _client(cfg).set_registered_model_alias(cfg.tracking.model_name, cfg.tracking.champion_alias, str(version))
 

@@ -3,7 +3,7 @@
 ``assign``: every user seen in ``listens`` up to ``ds`` -> partition ``ds`` of
 ``experiment_assignments`` (experiment, user_id, bucket, variant, model_ref), one row per
 configured experiment and user; salted hashing makes a user's variant the same every day.
-``variant_models`` is what publishing reads to serve each user the variant's model.
+Publishing (``pipeline.publish.variant_serving``) reads it to serve each user the variant's model.
 
 ``analyze``: per-user outcomes after exposure (and before it, for CUPED) of every
 experiment started by ``ds`` -> ``setlist.experiments.analysis`` -> partition ``ds`` of
@@ -78,18 +78,6 @@ def assign(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> Non
     assignments = assignments_for(users, cfg.experiments.experiments, ds)
     lake.write_partition(assignments, cfg, cfg.tables.experiment_assignments, ds, run_id)
     log.info("assignments %s: %d experiment(s)", ds, len(cfg.experiments.experiments))
-
-
-def variant_models(spark: SparkSession, cfg: SetlistConfig, ds: str) -> DataFrame:
-    """(user_id, experiment, variant, model_ref) of every experiment running on ``ds``.
-
-    Read from partition ``ds`` of ``experiment_assignments`` (run ``assign`` for ``ds``
-    first); users in no running experiment have no row and get the champion.
-    """
-    running = [e.name for e in cfg.experiments.experiments if is_active(e, ds)]
-    assignments = lake.read_table(spark, cfg, cfg.tables.experiment_assignments, ds)
-    return (assignments.where(F.col("experiment").isin(running))
-            .select("user_id", "experiment", "variant", "model_ref"))
 
 
 def _results_frame(results: pd.DataFrame, srm: pd.DataFrame, window: dict[str, str], ds: str) -> pd.DataFrame:

@@ -5,8 +5,14 @@ number once, scores every candidate on each of ``publish.surfaces`` with that ve
 (``ranking.score_candidates``: ``mapInPandas``, the booster built once per task) and records
 the version as ``model_version``. With no champion yet (a fresh lake) the order is
 ``blend_order`` and ``model_version`` is ``publish.model_version`` ("candidate-blend").
-On the surfaces ``publish.exclude_played`` names, what the user already played is left out.
 
+A/B tests are served for real: a user assigned (``experiment_assignments`` of the day) to a
+variant of a running experiment is scored with that variant's model (``models`` in the
+experiment's config: a registry alias or version, each resolved to a version once), and every
+row records ``model_version``, ``experiment`` and ``variant``. A user in several running
+experiments is served by the first of them in config order.
+
+On the surfaces ``publish.exclude_played`` names, what the user already played is left out.
 A lake of pre-aggregated play counts (HetRec) has no ``listens``: its features come from the
 day's interactions as one weighted event per (user, item) (``label_split.pseudo_listens``).
 """
@@ -15,14 +21,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from setlist import lake, tracking
 from setlist.config import SetlistConfig
+from setlist.errors import LakeError
 from setlist.features import every_surface, pair_features, with_context
 from setlist.interactions import as_of_end
 from setlist.label_split import pseudo_listens
+from setlist.pipeline.experiments import is_active
 from setlist.publish import blend_on_surfaces, drop_played, rank_recommendations
 from setlist.ranking import score_candidates
 from setlist.side_features import side_features
@@ -63,21 +71,72 @@ def champion_features(spark: SparkSession, cfg: SetlistConfig, union: DataFrame,
     return with_context(pairs, every_surface(union, cfg.publish.surfaces), cfg.events.surfaces)
 
 
+def variant_serving(spark: SparkSession, cfg: SetlistConfig, ds: str) -> DataFrame | None:
+    """(user_id, experiment, variant, model_version) of the users in an experiment running on
+    ``ds``, each model reference resolved to a registry version once; None when none runs."""
+    running = [e for e in cfg.experiments.experiments if is_active(e, ds)]
+    if not running:
+        return None
+    table = cfg.tables.experiment_assignments
+    if not lake.table_exists(spark, cfg, table) or lake.read_table(spark, cfg, table, ds).limit(1).count() == 0:
+        raise LakeError(f"publish {ds}: experiment(s) {[e.name for e in running]} run on this day but "
+                        f"'{table}' has no ds={ds}; run assign_experiments for {ds} first")
+    refs = {str(ref) for e in running for ref in e.models.values()}
+    versions = {ref: str(tracking.resolve_model_ref(cfg, ref)) for ref in sorted(refs)}
+    order = F.create_map(*[F.lit(x) for i, e in enumerate(running) for x in (e.name, i)])
+    first = Window.partitionBy("user_id").orderBy(order[F.col("experiment")].asc())
+    version = F.create_map(*[F.lit(x) for pair in versions.items() for x in pair])[F.col("model_ref")]
+    return (lake.read_table(spark, cfg, table, ds)
+            .where(F.col("experiment").isin([e.name for e in running]))
+            .withColumn("_order", F.row_number().over(first)).where(F.col("_order") == 1)
+            .select("user_id", "experiment", "variant", version.alias("model_version")))
+
+
+def score_by_model(spark: SparkSession, cfg: SetlistConfig, union: DataFrame, interactions: DataFrame,
+                   ds: str, champion: int | None, serving: DataFrame | None) -> DataFrame:
+    """Every user's candidates scored by their model: the variant's, else the champion's, else
+    the candidate blend. Output: (user_id, surface, track_id, score, sources, model_version,
+    experiment, variant)."""
+    serving = serving if serving is not None else spark.createDataFrame(
+        [], "user_id string, experiment string, variant string, model_version string")
+    default = cfg.publish.model_version if champion is None else str(champion)
+    versions = sorted({row[0] for row in serving.select("model_version").distinct().collect()} | {default})
+    features = None
+    parts = []
+    for version in versions:
+        assigned = serving.where(F.col("model_version") == version).drop("model_version")
+        users = union.join(assigned, on="user_id", how="inner")
+        if version == default:  # the default model also serves everyone in no experiment
+            others = union.join(serving.select("user_id"), on="user_id", how="left_anti")
+            users = users.unionByName(others.withColumn("experiment", F.lit(None).cast("string"))
+                                      .withColumn("variant", F.lit(None).cast("string")))
+        who = users.select("user_id", "experiment", "variant").distinct()
+        if version == cfg.publish.model_version and champion is None:
+            scored = blend_on_surfaces(users.drop("experiment", "variant"), cfg.candidates.source_priority,
+                                       cfg.publish.surfaces)
+        else:
+            if features is None:
+                features = champion_features(spark, cfg, union, interactions, ds)
+            booster = tracking.load_ranker(cfg, int(version))
+            scored = score_candidates(features.join(who.select("user_id"), on="user_id", how="left_semi"),
+                                      booster.model_to_string(), booster.feature_name())
+        parts.append(scored.join(who, on="user_id", how="inner").withColumn("model_version", F.lit(version)))
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out
+
+
 def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> str:
-    """Write the ``ranked_recs`` partition for ``ds``; returns the model_version recorded."""
-    version = tracking.champion_version(cfg)
+    """Write the ``ranked_recs`` partition for ``ds``; returns the default model_version recorded
+    (the champion's version, or ``publish.model_version`` before there is one)."""
+    champion = tracking.champion_version(cfg)
     union = lake.read_table(spark, cfg, cfg.tables.candidates, ds)
     interactions = lake.read_table(spark, cfg, cfg.tables.interactions, ds)
-    if version is None:
-        model_version = cfg.publish.model_version
-        scored = blend_on_surfaces(union, cfg.candidates.source_priority, cfg.publish.surfaces)
-    else:
-        model_version = str(version)
-        booster = tracking.load_ranker(cfg, version)
-        scored = score_candidates(champion_features(spark, cfg, union, interactions, ds),
-                                  booster.model_to_string(), booster.feature_name())
+    scored = score_by_model(spark, cfg, union, interactions, ds, champion, variant_serving(spark, cfg, ds))
     excluding = [s for s in cfg.publish.surfaces if cfg.publish.excludes_played(s)]
     scored = drop_played(scored, interactions, excluding)
+    model_version = cfg.publish.model_version if champion is None else str(champion)
     ranked = rank_recommendations(scored, cfg.publish.top_n, model_version, ds)
     lake.write_partition(ranked, cfg, cfg.tables.ranked_recs, ds, run_id)
     log.info("published %s with model_version %s", ds, model_version)
