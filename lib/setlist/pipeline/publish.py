@@ -138,6 +138,7 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> str:
     scored = drop_played(scored, interactions, excluding)
     model_version = cfg.publish.model_version if champion is None else str(champion)
     ranked = rank_recommendations(scored, cfg.publish.top_n, model_version, ds)
-    lake.write_partition(ranked, cfg, cfg.tables.ranked_recs, ds, run_id)
+    # add_columns: lakes written before ranked_recs recorded experiment and variant gain them.
+    lake.write_partition(ranked, cfg, cfg.tables.ranked_recs, ds, run_id, add_columns=True)
     log.info("published %s with model_version %s", ds, model_version)
     return model_version
