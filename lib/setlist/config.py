@@ -641,15 +641,9 @@ class RankerSplitConfig(Section):
     saved_quantile: float = Field(default=0.9, ge=0, le=1)
 
 
-class AirflowStep(Section):
-    """One DAG task: ``spark-submit jobs/<job>.py --ds {{ ds }} --run-id {{ run_id }}``."""
-    name: str
-    job: str
-    after: list[str] = Field(default_factory=list)
-
-
 class AirflowConfig(Section):
-    """The daily DAG (airflow_dags/): which jobs run, in which order, and how they are submitted."""
+    """The daily DAG (airflow_dags/): its schedule and how tasks are submitted (the steps come
+    from the step registry, ``setlist.steps``)."""
     dag_id: str = "setlist_daily"
     schedule: str = "@daily"
     start_date: IsoDate = "2026-11-01"
@@ -661,32 +655,9 @@ class AirflowConfig(Section):
     # Folder holding jobs/ and the virtualenv (relative: from the repository root).
     project_dir: str = "."
     venv: str = ".venv"
-    # Extra spark-submit arguments before the job (e.g. --py-files dist/setlist-*.whl on a cluster);
+    # Extra spark-submit arguments before jobs/setlist_job.py (e.g. --py-files dist/setlist-*.whl on a cluster);
     # --master comes from spark.master.
     spark_submit_args: list[str] = Field(default_factory=list)
-    steps: list[AirflowStep] = Field(default_factory=lambda: [
-        AirflowStep(name="ingest", job="ingest"),
-        AirflowStep(name="interactions", job="interactions", after=["ingest"]),
-        AirflowStep(name="candidates", job="candidates", after=["interactions"]),
-        AirflowStep(name="assign_experiments", job="assign_experiments", after=["ingest"]),
-        AirflowStep(name="train_ranker", job="train_ranker", after=["candidates"]),
-        AirflowStep(name="publish", job="publish", after=["train_ranker", "assign_experiments"]),
-        AirflowStep(name="analyze_experiment", job="analyze_experiment", after=["publish"]),
-        AirflowStep(name="mark_complete", job="mark_complete", after=["publish"]),
-    ])
-
-    @model_validator(mode="after")
-    def _check_steps(self) -> "AirflowConfig":
-        names = [step.name for step in self.steps]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise ConfigError(f"airflow.steps: duplicate step name(s) {duplicated}")
-        for step in self.steps:
-            unknown = sorted(set(step.after) - set(names))
-            if unknown:
-                raise ConfigError(f"airflow.steps[{step.name}].after: unknown step(s) {unknown}, "
-                                  f"expected some of {names}")
-        return self
 
 
 class SetlistConfig(Section):
