@@ -45,3 +45,14 @@ def test_discovery_surfaces_drop_played_tracks_and_others_keep_them(spark):
     assert_df_equality(drop_played(scored, interactions, ["home"]).select(*scored.columns), expected,
                        ignore_row_order=True)
     assert_df_equality(drop_played(scored, interactions, []), scored, ignore_row_order=True)
+
+
+def test_a_variant_on_the_champion_alias_gets_the_blend_until_a_champion_exists(make_cfg):
+    import pytest
+
+    from setlist.errors import SetlistError
+    from setlist.pipeline.publish import served_version
+    cfg = make_cfg()
+    assert served_version(cfg, cfg.tracking.champion_alias) == cfg.publish.model_version
+    with pytest.raises(SetlistError, match="'7'"):
+        served_version(cfg, "7")

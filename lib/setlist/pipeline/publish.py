@@ -71,6 +71,14 @@ def champion_features(spark: SparkSession, cfg: SetlistConfig, union: DataFrame,
     return with_context(pairs, every_surface(union, cfg.publish.surfaces), cfg.events.surfaces)
 
 
+def served_version(cfg: SetlistConfig, ref: str) -> str:
+    """The version a variant's model reference serves; the champion alias before any champion
+    exists serves what everyone else gets then, the candidate blend (``publish.model_version``)."""
+    if ref == cfg.tracking.champion_alias and tracking.champion_version(cfg) is None:
+        return cfg.publish.model_version
+    return str(tracking.resolve_model_ref(cfg, ref))
+
+
 def variant_serving(spark: SparkSession, cfg: SetlistConfig, ds: str) -> DataFrame | None:
     """(user_id, experiment, variant, model_version) of the users in an experiment running on
     ``ds``, each model reference resolved to a registry version once; None when none runs."""
@@ -82,7 +90,7 @@ def variant_serving(spark: SparkSession, cfg: SetlistConfig, ds: str) -> DataFra
         raise LakeError(f"publish {ds}: experiment(s) {[e.name for e in running]} run on this day but "
                         f"'{table}' has no ds={ds}; run assign_experiments for {ds} first")
     refs = {str(ref) for e in running for ref in e.models.values()}
-    versions = {ref: str(tracking.resolve_model_ref(cfg, ref)) for ref in sorted(refs)}
+    versions = {ref: served_version(cfg, ref) for ref in sorted(refs)}
     order = F.create_map(*[F.lit(x) for i, e in enumerate(running) for x in (e.name, i)])
     first = Window.partitionBy("user_id").orderBy(order[F.col("experiment")].asc())
     version = F.create_map(*[F.lit(x) for pair in versions.items() for x in pair])[F.col("model_ref")]
@@ -111,7 +119,7 @@ def score_by_model(spark: SparkSession, cfg: SetlistConfig, union: DataFrame, in
             users = users.unionByName(others.withColumn("experiment", F.lit(None).cast("string"))
                                       .withColumn("variant", F.lit(None).cast("string")))
         who = users.select("user_id", "experiment", "variant").distinct()
-        if version == cfg.publish.model_version and champion is None:
+        if version == cfg.publish.model_version:
             scored = blend_on_surfaces(users.drop("experiment", "variant"), cfg.candidates.source_priority,
                                        cfg.publish.surfaces)
         else:
