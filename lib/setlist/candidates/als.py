@@ -87,6 +87,22 @@ def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
 
 
+def block_top_n(scores: np.ndarray, chunk: pd.DataFrame, ids: np.ndarray, top_n: int,
+                exclude: bool) -> pd.DataFrame:
+    """A block of users' item scores -> their ``top_n`` as (user_id, track_id, source_score,
+    source_rank); with ``exclude`` the items in ``chunk["played"]`` (indices) are left out."""
+    if exclude:
+        for row, played in enumerate(chunk["played"]):
+            if played is not None and len(played):
+                scores[row, np.asarray(played, dtype=np.int64)] = -np.inf
+    cols, best = top_k_rows(scores, top_n)
+    keep = np.isfinite(best)
+    ranks = np.broadcast_to(np.arange(1, cols.shape[1] + 1, dtype=np.int32), cols.shape)
+    return pd.DataFrame({"user_id": np.repeat(chunk["user_id"].to_numpy(), cols.shape[1])[keep.ravel()],
+                         "track_id": ids[cols][keep], "source_score": best[keep].astype(np.float64),
+                         "source_rank": ranks[keep]})
+
+
 def _user_factors(model: PipelineModel, users: DataFrame, exclude_played: bool) -> DataFrame:
     """(user_id, features[, played]) for the users the model knows (cold users dropped)."""
     user_indexer, item_indexer, als_model = model.stages
@@ -113,18 +129,7 @@ def _blocked_scores(model: PipelineModel, users: DataFrame, cfg: AlsConfig) -> D
             for start in range(0, len(batch), block):
                 chunk = batch.iloc[start:start + block]
                 scores = np.stack(chunk["features"].to_numpy()).astype(np.float32) @ items.T
-                if exclude:
-                    for row, played in enumerate(chunk["played"]):
-                        if played is not None and len(played):
-                            scores[row, np.asarray(played, dtype=np.int64)] = -np.inf
-                cols, best = top_k_rows(scores, top_n)
-                keep = np.isfinite(best)
-                ranks = np.broadcast_to(np.arange(1, cols.shape[1] + 1, dtype=np.int32), cols.shape)
-                yield pd.DataFrame({
-                    "user_id": np.repeat(chunk["user_id"].to_numpy(), cols.shape[1])[keep.ravel()],
-                    "track_id": ids[cols][keep],
-                    "source_score": best[keep].astype(np.float64),
-                    "source_rank": ranks[keep]})
+                yield block_top_n(scores, chunk, ids, top_n, exclude)
 
     return _user_factors(model, users, exclude).mapInPandas(score, SCORED_SCHEMA)
 

@@ -29,11 +29,10 @@ Track indices are track_id order, so score ties break by track_id in both paths.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from setlist.candidates.als import top_k_rows
+from setlist.candidates.als import block_top_n
 from setlist.candidates.common import (CANDIDATE_COLUMNS, CANDIDATE_SCHEMA, played_pairs,
                                        top_n_per_user)
 from setlist.config import EaseConfig
@@ -122,18 +121,7 @@ def _ease_scores(interactions: DataFrame, pairs: DataFrame, track_ids: list[str]
                 for row, liked in enumerate(chunk["liked"]):
                     x[row, np.asarray(liked, dtype=np.int64)] = 1.0
                 scores = x @ b
-                if exclude:
-                    for row, played in enumerate(chunk["played"]):
-                        if played is not None and len(played):
-                            scores[row, np.asarray(played, dtype=np.int64)] = -np.inf
-                cols, best = top_k_rows(scores, top_n)
-                keep = np.isfinite(best)
-                ranks = np.broadcast_to(np.arange(1, cols.shape[1] + 1, dtype=np.int32), cols.shape)
-                yield pd.DataFrame({
-                    "user_id": np.repeat(chunk["user_id"].to_numpy(), cols.shape[1])[keep.ravel()],
-                    "track_id": ids[cols][keep],
-                    "source_score": best[keep].astype(np.float64),
-                    "source_rank": ranks[keep]})
+                yield block_top_n(scores, chunk, ids, top_n, exclude)
 
     return (users.mapInPandas(score, SCORED_SCHEMA)
             .select("user_id", "track_id", F.lit(SOURCE).alias("source"), "source_score", "source_rank"))
