@@ -2,14 +2,15 @@
 import numpy as np
 import pytest
 
-from setlist.candidates.als import (als_candidates, als_candidates_from_model, fit_als,
-                                    item_factor_matrix, top_k_rows)
+from setlist.candidates.als import (als_candidates, als_candidates_from_model, check_scoring_memory,
+                                    fit_als, item_blocked_top_k, item_factor_matrix, top_k_rows)
 from setlist.config import AlsConfig
+from setlist.errors import ConfigError
 from setlist.spark import set_checkpoint_dir
 
 SCHEMA = "user_id string, track_id string, reward double"
 CFG = AlsConfig(rank=4, reg_param=0.01, alpha=10.0, max_iter=8, seed=3, checkpoint_interval=2,
-                num_blocks=2, top_n=4, score_block_users=3)
+                num_blocks=2, top_n=4, score_block_users=3, score_block_items=3)
 
 
 def block_matrix(spark):
@@ -66,6 +67,10 @@ def test_top_k_rows_breaks_ties_by_index_and_skips_excluded():
     cols, best = top_k_rows(scores, 3)
     assert cols.tolist() == [[1, 2, 0], [2, 3, 0]]
     assert best.tolist() == [[3.0, 3.0, 1.0], [2.0, 1.0, 0.0]]
+    # Ties at the cut go to the lowest indices too (argpartition alone picks any of them).
+    tied = np.zeros((1, 64), dtype=np.float32)
+    tied[0, 40] = 1.0
+    assert top_k_rows(tied, 4)[0].tolist() == [[40, 0, 1, 2]]
 
 
 def test_users_unknown_to_the_model_get_no_candidates(spark, fitted):
@@ -80,3 +85,40 @@ def test_als_candidates_has_the_candidate_columns(spark, fitted):
     assert out.columns == ["user_id", "track_id", "source", "source_score", "source_rank"]
     assert dict(out.dtypes) == {"user_id": "string", "track_id": "string", "source": "string",
                                 "source_score": "double", "source_rank": "int"}
+
+
+def test_item_blocked_top_k_equals_one_full_block_with_ties_and_exclusions():
+    rng = np.random.default_rng(4)
+    # Small integers: every dot product is exact in float32 whatever the block shape, and ties
+    # (which the lower item index must win, across blocks too) are frequent.
+    users = rng.integers(-2, 3, size=(7, 5)).astype(np.float32)
+    items = rng.integers(-2, 3, size=(23, 5)).astype(np.float32)
+    items[10] = items[3]
+    played = [np.array([0, 3, 22]), None, np.array([], dtype=int), np.array([5]), None, None, np.array([9, 10])]
+    full = users @ items.T
+    for row, p in enumerate(played):
+        if p is not None:
+            full[row, p] = -np.inf
+    expected_cols, expected_best = top_k_rows(full, 6)
+    for block_items in (1, 4, 10, 23, 100):
+        cols, best = item_blocked_top_k(users, items, 6, block_items, played)
+        assert cols.tolist() == expected_cols.tolist(), block_items
+        np.testing.assert_array_equal(best, expected_best)
+
+
+def test_a_scoring_set_up_over_the_memory_budget_fails_with_its_numbers():
+    with pytest.raises(ConfigError, match=r"score_block_users=4096 x score_block_items=131072"):
+        AlsConfig(score_block_users=4096, score_block_items=131072, score_memory_mb=1024)
+    cfg = AlsConfig(rank=128, score_block_users=2048, score_block_items=65536, score_memory_mb=1024)
+    check_scoring_memory(cfg, 100_000)  # 512 MiB block + 49 MiB factors fit
+    with pytest.raises(ConfigError, match=r"2,000,000 tracks needs 1,489 MiB.*score_memory_mb=1024"):
+        check_scoring_memory(cfg, 2_000_000)
+
+
+def test_training_refuses_a_catalogue_whose_factors_do_not_fit(spark, tmp_path):
+    set_checkpoint_dir(spark, str(tmp_path))
+    tight = CFG.model_copy(update={"rank": 4, "score_memory_mb": 1, "score_block_users": 1,
+                                   "score_block_items": 1})
+    tight = tight.model_copy(update={"rank": 70_000})  # 8 tracks x 70k x 4 B > 1 MiB
+    with pytest.raises(ConfigError, match="item factors 8 x rank 70000"):
+        fit_als(block_matrix(spark), tight)

@@ -4,6 +4,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from setlist import ranking
 from setlist.publish import drop_played
@@ -15,6 +16,9 @@ def test_publish_scoring_equals_the_bench_scoring_for_the_same_model_and_rows(sp
     n = 3000
     frame = pd.DataFrame(rng.normal(size=(n, len(features))), columns=features)
     frame.loc[rng.random(n) < 0.1, "f2"] = np.nan  # missing values take LightGBM's default branch
+    # Integer and boolean features, as the feature builder writes them (an int with nulls too).
+    frame["f4"] = np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 5, size=n).astype(float))
+    frame["f5"] = rng.random(n) < 0.5
     frame["label"] = (frame["f0"] + rng.normal(scale=0.5, size=n) > 0).astype(int) * 2 + 1
     frame["user_id"] = [f"u{i // 30}" for i in range(n)]
     frame["surface"] = "home"
@@ -23,13 +27,16 @@ def test_publish_scoring_equals_the_bench_scoring_for_the_same_model_and_rows(sp
     booster = lgb.train({"objective": "lambdarank", "num_leaves": 15, "verbosity": -1, "seed": 1},
                         lgb.Dataset(train[features], label=train["label"], group=ranking.group_sizes(train)),
                         num_boost_round=25)
-    framed = spark.createDataFrame(frame[["user_id", "surface", "track_id", *features]]
-                                   .assign(sources=[["als"]] * n))
+    framed = (spark.createDataFrame(frame[["user_id", "surface", "track_id", *features]]
+                                    .assign(sources=[["als"]] * n))
+              .withColumn("f4", F.when(~F.isnan("f4"), F.col("f4").cast("int"))))
+    assert dict(framed.dtypes)["f4"] == "int" and dict(framed.dtypes)["f5"] == "boolean"
     published = (ranking.score_candidates(framed, booster.model_to_string(), booster.feature_name())
                  .toPandas().sort_values(["user_id", "track_id"]).reset_index(drop=True))
     expected = frame.assign(score=ranking.predict(booster, frame)).sort_values(["user_id", "track_id"])
     assert len(published) == n
     np.testing.assert_allclose(published["score"].to_numpy(), expected["score"].to_numpy(), rtol=0, atol=1e-9)
+    assert all(list(s) == ["als"] for s in published["sources"])
 
 
 def test_discovery_surfaces_drop_played_tracks_and_others_keep_them(spark):

@@ -61,6 +61,9 @@ class SparkConfig(Section):
     master: str = "local[2]"
     app_name: str = "setlist"
     shuffle_partitions: int = Field(default=8, gt=0)
+    # Partitions Delta uses to rebuild a table's snapshot from its log (Delta's default, 50,
+    # suits logs of thousands of commits; on a small local lake it cost ~4 s of every write).
+    delta_snapshot_partitions: int = Field(default=2, gt=0)
     driver_memory: str = "4g"
     # Folder of Delta JARs fetched by scripts/setup.sh; when it holds no JARs the
     # session falls back to resolving ``delta_packages`` with Spark's Ivy.
@@ -436,7 +439,24 @@ class AlsConfig(Section):
     # "recommend_for_all": ALSModel.recommendForAllUsers (measured slower in bench/als.py).
     scoring: Literal["blocked", "recommend_for_all"] = "blocked"
     score_block_users: int = Field(default=2048, gt=0)
+    # Items scored at once: a task holds score_block_users x score_block_items float32 scores.
+    score_block_items: int = Field(default=65536, gt=0)
+    # Per scoring task: the score block plus the broadcast item factors (tracks x rank float32).
+    score_memory_mb: int = Field(default=1024, gt=0)
+    # Spark storage level of ALS's intermediate and final factor RDDs.
+    storage_level: Literal["MEMORY_AND_DISK", "MEMORY_ONLY", "DISK_ONLY"] = "MEMORY_AND_DISK"
     top_n: int = Field(default=100, gt=0)
+
+    @model_validator(mode="after")
+    def _check_score_block(self) -> "AlsConfig":
+        # The catalogue-independent part; the item factors are checked against the catalogue
+        # before training (candidates.als.check_scoring_memory).
+        block_mb = 4 * self.score_block_users * self.score_block_items / 2**20
+        if block_mb > self.score_memory_mb:
+            raise _invalid("candidates.als.score_memory_mb", f"a score block of score_block_users="
+                           f"{self.score_block_users} x score_block_items={self.score_block_items} x 4 B is "
+                           f"{block_mb:,.0f} MiB, over the budget of {self.score_memory_mb} MiB")
+        return self
 
 
 class PopularityConfig(Section):

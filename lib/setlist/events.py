@@ -187,14 +187,16 @@ def _rules(cfg: EventsConfig, ds: str) -> list[tuple[str, Column, Column]]:
 
 def validate_events(raw: DataFrame, cfg: EventsConfig, ds: str) -> DataFrame:
     """The raw string columns + ``_reasons``: the codes of every violated rule, in rule order
-    (empty when valid). Typing and messages are left to the two outputs below, so a valid
-    row pays only for the checks.
+    (empty when valid); ``raw_record`` is kept for rejected rows only (null on valid ones).
+    Typing and messages are left to the two outputs below, so a valid row pays only for the checks.
     """
     codes = F.filter(F.array(*[F.when(violated, F.lit(code)) for code, violated, _ in _rules(cfg, ds)]),
                      lambda c: c.isNotNull())
     checked = F.struct(*EVENT_FIELDS, CORRUPT, RAW_RECORD, SOURCE_FILE, codes.alias(REASONS))
-    # A generator again keeps the checks from being re-evaluated inside each later filter.
-    return raw.select(F.explode(F.array(checked)).alias("_checked")).select("_checked.*")
+    # Only a rejected row needs its raw text (quarantine keeps it): nulling it on accepted rows
+    # keeps the ingest step's cache of a day small.
+    return (raw.select(F.explode(F.array(checked)).alias("_checked")).select("_checked.*")
+            .withColumn(RAW_RECORD, F.when(F.size(REASONS) > 0, F.col(RAW_RECORD))))
 
 
 def accepted_listens(validated: DataFrame, ds: str) -> DataFrame:

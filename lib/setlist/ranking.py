@@ -24,12 +24,14 @@ the list is the group's candidates by score descending, ties by track id, ranks 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -210,21 +212,47 @@ def ranking_metrics(frame: pd.DataFrame, scores: np.ndarray | pd.Series, k: int,
 
 # --------------------------------------------------------------------------- scoring (Spark)
 
+# Boosters built in this Python worker, by model fingerprint: Spark reuses its Python workers
+# across tasks (spark.python.worker.reuse), so each worker parses a model string once.
+_WORKER_BOOSTERS: dict[str, lgb.Booster] = {}
+
+
+def worker_booster(model_text: str) -> lgb.Booster:
+    key = hashlib.sha256(model_text.encode()).hexdigest()
+    if key not in _WORKER_BOOSTERS:
+        _WORKER_BOOSTERS.clear()  # one model at a time: a worker never holds old versions
+        _WORKER_BOOSTERS[key] = lgb.Booster(model_str=model_text)
+    return _WORKER_BOOSTERS[key]
+
+
+def feature_matrix(batch: pa.RecordBatch, features: list[str]) -> np.ndarray:
+    """An Arrow batch's feature columns as one float64 matrix (nulls -> NaN, LightGBM's missing)."""
+    values = np.empty((batch.num_rows, len(features)), dtype=np.float64)
+    for j, name in enumerate(features):
+        column = batch.column(name)
+        if pa.types.is_boolean(column.type):
+            column = column.cast(pa.int8())
+        values[:, j] = column.to_numpy(zero_copy_only=False)
+    return values
+
+
 def score_candidates(framed: DataFrame, model_text: str, features: list[str]) -> DataFrame:
     """Features per (user, surface, track) -> (user_id, surface, track_id, sources, score).
 
-    The booster (``model_text``, LightGBM's model string) is built once per task and scores
-    whole Arrow batches; one LightGBM thread per task, Spark runs the tasks in parallel.
+    ``mapInArrow``: the key columns pass through as Arrow arrays untouched (no pandas frame),
+    the booster (``model_text``, LightGBM's model string) is built once per Python worker, and
+    each task predicts with one thread while Spark runs the tasks in parallel.
     """
-    def score(batches):
-        booster = lgb.Booster(model_str=model_text)
-        for batch in batches:
-            values = batch[features].to_numpy(dtype=np.float64)
-            yield pd.DataFrame({"user_id": batch["user_id"], "surface": batch["surface"],
-                                "track_id": batch["track_id"], "sources": batch["sources"],
-                                "score": booster.predict(values, num_threads=1)})
+    keys = ["user_id", "surface", "track_id", "sources"]
 
-    return framed.select("user_id", "surface", "track_id", "sources", *features).mapInPandas(score, SCORED_SCHEMA)
+    def score(batches):
+        booster = worker_booster(model_text)
+        for batch in batches:
+            scores = booster.predict(feature_matrix(batch, features), num_threads=1)
+            yield pa.RecordBatch.from_arrays([*(batch.column(k) for k in keys), pa.array(scores)],
+                                             names=[*keys, "score"])
+
+    return framed.select(*keys, *features).mapInArrow(score, SCORED_SCHEMA)
 
 
 # --------------------------------------------------------------------------- gate

@@ -65,6 +65,7 @@ def build_session(cfg: SparkConfig) -> SparkSession:
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.shuffle.partitions": str(cfg.shuffle_partitions),
+        "spark.databricks.delta.snapshotPartitions": str(cfg.delta_snapshot_partitions),
         "spark.sql.session.timeZone": "UTC",
         # ds partitions must stay strings when read back.
         "spark.sql.sources.partitionColumnTypeInference.enabled": "false",

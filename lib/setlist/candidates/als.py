@@ -9,8 +9,10 @@ Negative rewards (net skips) are kept: Spark's implicit ALS reads a rating r as
 preference 1 if r > 0 else 0, with confidence 1 + alpha * |r|, so a skipped track
 is confident evidence of no preference.
 
-Scoring (``cfg.scoring``): "blocked" scores users a block at a time against the
-broadcast item-factor matrix (numpy matmul + argpartition inside ``mapInPandas``);
+Scoring (``cfg.scoring``): "blocked" scores ``score_block_users`` users against
+``score_block_items`` items of the broadcast item-factor matrix at a time (numpy matmul +
+argpartition inside ``mapInPandas``, a running top-N merged across item blocks), so a task's
+memory is bounded by config whatever the catalogue (``check_scoring_memory``);
 "recommend_for_all" uses ``ALSModel.recommendForUserSubset``. bench/als.py measures
 both; blocked is the default because it was faster (see its printout).
 """
@@ -37,16 +39,38 @@ def fit_als(interactions: DataFrame, cfg: AlsConfig) -> PipelineModel:
 
     The caller sets the SparkContext checkpoint dir (``cfg.checkpoint_interval`` is
     ignored without one). Stages: [user StringIndexer, track StringIndexer, ALSModel].
+    The scoring memory budget is checked against the catalogue before ALS is trained.
     """
     users = StringIndexer(inputCol="user_id", outputCol="user_idx", stringOrderType="alphabetAsc",
                           handleInvalid="skip")
     tracks = StringIndexer(inputCol="track_id", outputCol="item_idx", stringOrderType="alphabetAsc",
                            handleInvalid="skip")
+    rows = trainable(interactions)
+    indexers = Pipeline(stages=[users, tracks]).fit(rows)
+    check_scoring_memory(cfg, len(indexers.stages[1].labels))
     als = ALS(userCol="user_idx", itemCol="item_idx", ratingCol="reward", implicitPrefs=True,
               rank=cfg.rank, regParam=cfg.reg_param, alpha=cfg.alpha, maxIter=cfg.max_iter,
               seed=cfg.seed, coldStartStrategy="drop", checkpointInterval=cfg.checkpoint_interval,
-              numUserBlocks=cfg.num_blocks, numItemBlocks=cfg.num_blocks)
-    return Pipeline(stages=[users, tracks, als]).fit(trainable(interactions))
+              numUserBlocks=cfg.num_blocks, numItemBlocks=cfg.num_blocks,
+              intermediateStorageLevel=cfg.storage_level, finalStorageLevel=cfg.storage_level)
+    return PipelineModel(stages=[*indexers.stages, als.fit(indexers.transform(rows))])
+
+
+def scoring_bytes(cfg: AlsConfig, n_tracks: int) -> tuple[int, int]:
+    """(score block, item factors) bytes one scoring task holds for a catalogue of ``n_tracks``."""
+    return (4 * cfg.score_block_users * min(cfg.score_block_items, n_tracks), 4 * n_tracks * cfg.rank)
+
+
+def check_scoring_memory(cfg: AlsConfig, n_tracks: int) -> None:
+    """Refuse, before training, a scoring set-up over ``cfg.score_memory_mb`` for this catalogue."""
+    block, factors = scoring_bytes(cfg, n_tracks)
+    if cfg.scoring == "blocked" and block + factors > cfg.score_memory_mb * 2**20:
+        raise ConfigError(
+            f"candidates.als: scoring {n_tracks:,} tracks needs {(block + factors) / 2**20:,.0f} MiB per task "
+            f"(score block {cfg.score_block_users:,} users x {min(cfg.score_block_items, n_tracks):,} tracks "
+            f"x 4 B = {block / 2**20:,.0f} MiB, item factors {n_tracks:,} x rank {cfg.rank} x 4 B = "
+            f"{factors / 2**20:,.0f} MiB), over candidates.als.score_memory_mb={cfg.score_memory_mb}; "
+            f"lower score_block_users or score_block_items, or raise the budget")
 
 
 def trainable(interactions: DataFrame) -> DataFrame:
@@ -75,16 +99,49 @@ def item_factor_matrix(model: PipelineModel) -> tuple[np.ndarray, np.ndarray]:
     return track_ids, matrix
 
 
-def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the column indices and scores of the ``k`` best, best first; ties by lower index.
-
-    Columns scored -inf (excluded) are left out, so a row can hold fewer than ``k``.
+def top_k_rows(scores: np.ndarray, k: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the column indices (+ ``offset``) and scores of the ``k`` best, best first; ties
+    by lower index, at the cut too. Columns scored -inf (excluded) sort last and are dropped by
+    the caller.
     """
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    # argpartition finds the k-th best score, but picks any of the items tied with it; the
+    # selection below takes every better item and then the lowest-index tied ones.
+    kth = np.take_along_axis(scores, np.argpartition(-scores, k - 1, axis=1)[:, k - 1:k], axis=1)
+    better = scores > kth
+    tied = scores == kth
+    selected = better | (tied & (np.cumsum(tied, axis=1) <= k - better.sum(axis=1, keepdims=True)))
+    part = np.nonzero(selected)[1].reshape(scores.shape[0], k)
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -part_scores), axis=1)
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
+    return np.take_along_axis(part, order, axis=1) + offset, np.take_along_axis(part_scores, order, axis=1)
+
+
+def merge_top_k(best: tuple[np.ndarray, np.ndarray], more: tuple[np.ndarray, np.ndarray],
+                k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two per-row (indices, scores) top lists -> the ``k`` best of both, ties by lower index."""
+    cols, scores = np.concatenate([best[0], more[0]], axis=1), np.concatenate([best[1], more[1]], axis=1)
+    order = np.lexsort((cols, -scores), axis=1)[:, :k]
+    return np.take_along_axis(cols, order, axis=1), np.take_along_axis(scores, order, axis=1)
+
+
+def exclude_played(scores: np.ndarray, played_rows, start: int = 0) -> None:
+    """Set -inf, in place, the played item indices of each row that fall in columns
+    [start, start + width) of ``scores``."""
+    width = scores.shape[1]
+    for row, played in enumerate(played_rows):
+        if played is not None and len(played):
+            cols = np.asarray(played, dtype=np.int64) - start
+            scores[row, cols[(cols >= 0) & (cols < width)]] = -np.inf
+
+
+def top_n_frame(user_ids: np.ndarray, ids: np.ndarray, cols: np.ndarray, best: np.ndarray) -> pd.DataFrame:
+    """Per-row top lists -> (user_id, track_id, source_score, source_rank), excluded (-inf) left out."""
+    keep = np.isfinite(best)
+    ranks = np.broadcast_to(np.arange(1, cols.shape[1] + 1, dtype=np.int32), cols.shape)
+    return pd.DataFrame({"user_id": np.repeat(user_ids, cols.shape[1])[keep.ravel()],
+                         "track_id": ids[cols][keep], "source_score": best[keep].astype(np.float64),
+                         "source_rank": ranks[keep]})
 
 
 def block_top_n(scores: np.ndarray, chunk: pd.DataFrame, ids: np.ndarray, top_n: int,
@@ -92,15 +149,23 @@ def block_top_n(scores: np.ndarray, chunk: pd.DataFrame, ids: np.ndarray, top_n:
     """A block of users' item scores -> their ``top_n`` as (user_id, track_id, source_score,
     source_rank); with ``exclude`` the items in ``chunk["played"]`` (indices) are left out."""
     if exclude:
-        for row, played in enumerate(chunk["played"]):
-            if played is not None and len(played):
-                scores[row, np.asarray(played, dtype=np.int64)] = -np.inf
+        exclude_played(scores, chunk["played"])
     cols, best = top_k_rows(scores, top_n)
-    keep = np.isfinite(best)
-    ranks = np.broadcast_to(np.arange(1, cols.shape[1] + 1, dtype=np.int32), cols.shape)
-    return pd.DataFrame({"user_id": np.repeat(chunk["user_id"].to_numpy(), cols.shape[1])[keep.ravel()],
-                         "track_id": ids[cols][keep], "source_score": best[keep].astype(np.float64),
-                         "source_rank": ranks[keep]})
+    return top_n_frame(chunk["user_id"].to_numpy(), ids, cols, best)
+
+
+def item_blocked_top_k(user_vectors: np.ndarray, items: np.ndarray, k: int, block_items: int,
+                       played_rows=None) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` items per user vector, scoring ``block_items`` items at a time: memory is
+    users x block_items scores whatever the catalogue's size; a running top ``k`` is merged."""
+    best = None
+    for start in range(0, items.shape[0], block_items):
+        scores = user_vectors @ items[start:start + block_items].T
+        if played_rows is not None:
+            exclude_played(scores, played_rows, start)
+        block_best = top_k_rows(scores, k, start)
+        best = block_best if best is None else merge_top_k(best, block_best, k)
+    return best
 
 
 def _user_factors(model: PipelineModel, users: DataFrame, exclude_played: bool) -> DataFrame:
@@ -119,17 +184,20 @@ def _user_factors(model: PipelineModel, users: DataFrame, exclude_played: bool) 
 
 def _blocked_scores(model: PipelineModel, users: DataFrame, cfg: AlsConfig) -> DataFrame:
     track_ids, matrix = item_factor_matrix(model)
+    check_scoring_memory(cfg, len(track_ids))
     spark = users.sparkSession
     shared = spark.sparkContext.broadcast((track_ids, matrix))
-    top_n, block, exclude = cfg.top_n, cfg.score_block_users, cfg.exclude_played
+    top_n, block_users, block_items, exclude = cfg.top_n, cfg.score_block_users, cfg.score_block_items, cfg.exclude_played
 
     def score(batches):
         ids, items = shared.value
         for batch in batches:
-            for start in range(0, len(batch), block):
-                chunk = batch.iloc[start:start + block]
-                scores = np.stack(chunk["features"].to_numpy()).astype(np.float32) @ items.T
-                yield block_top_n(scores, chunk, ids, top_n, exclude)
+            for start in range(0, len(batch), block_users):
+                chunk = batch.iloc[start:start + block_users]
+                vectors = np.stack(chunk["features"].to_numpy()).astype(np.float32)
+                cols, best = item_blocked_top_k(vectors, items, top_n, block_items,
+                                                chunk["played"] if exclude else None)
+                yield top_n_frame(chunk["user_id"].to_numpy(), ids, cols, best)
 
     return _user_factors(model, users, exclude).mapInPandas(score, SCORED_SCHEMA)
 
