@@ -5,27 +5,26 @@
 
 Both sides score the same cached rows with the same model and the same number of threads (the
 session's cores for Spark's tasks, ``num_threads`` = that many for ``predict``), warm, in
-alternating repetitions; the median is reported. Ranking quality lives in bench/quality.py.
+alternating repetitions; the median is reported. Spark scores with each scorer: LightGBM's
+booster and the lleaves-compiled model (``publish.scorer``, the default); the target applies
+to the configured one. Ranking quality lives in bench/quality.py.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
+import tempfile
 import time
-from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from pyspark.sql import functions as F
 
-from pyspark.sql import functions as F  # noqa: E402
-
-from setlist import ranking  # noqa: E402
-from setlist.config import load_config  # noqa: E402
-from setlist.spark import build_session  # noqa: E402
+from setlist import ranking
+from setlist.config import load_config
+from setlist.spark import build_session
 
 TARGET = 0.5
 
@@ -61,22 +60,31 @@ def main() -> None:
     sdf = spark.createDataFrame(frame.assign(sources=[["x"]] * len(frame))).cache()
     sdf.count()
     text, values = booster.model_to_string(), frame[features].to_numpy(dtype=np.float64)
-    spark_s, predict_s = [], []
-    for _ in range(args.repeats + 1):  # the first round warms both sides and is dropped
-        started = time.perf_counter()
-        ranking.score_candidates(sdf, text, features).agg(F.sum("score")).first()
-        spark_s.append(time.perf_counter() - started)
+    work = tempfile.mkdtemp(prefix="setlist-bench-ranking-")
+    tick = time.perf_counter()
+    compiled = ranking.compile_ranker(spark, text, work, cfg.publish.compiled_target_cpu)
+    compile_s = time.perf_counter() - tick
+    scorers = {"lightgbm": None, "compiled": compiled}
+    timings: dict[str, list[float]] = {"predict": [], **{name: [] for name in scorers}}
+    for _ in range(args.repeats + 1):  # the first round warms every side and is dropped
+        for name, scorer in scorers.items():
+            started = time.perf_counter()
+            ranking.score_candidates(sdf, text, features, scorer).agg(F.sum("score")).first()
+            timings[name].append(time.perf_counter() - started)
         started = time.perf_counter()
         booster.predict(values, num_threads=cores)
-        predict_s.append(time.perf_counter() - started)
-    spark_rate = args.rows / statistics.median(spark_s[1:])
-    predict_rate = args.rows / statistics.median(predict_s[1:])
-    ratio = spark_rate / predict_rate
+        timings["predict"].append(time.perf_counter() - started)
+    rates = {name: args.rows / statistics.median(runs[1:]) for name, runs in timings.items()}
     print(f"{args.rows:,} rows, {args.features} features, {args.trees} trees x {args.leaves} leaves, "
-          f"{cores} threads, median of {args.repeats} warm runs")
-    print(f"Spark score_candidates: {spark_rate:,.0f} rows/s; LightGBM predict: {predict_rate:,.0f} rows/s; "
-          f"ratio {ratio:.2f} x (target >= {TARGET} x: {'MET' if ratio >= TARGET else 'NOT MET'})")
-
+          f"{cores} threads, median of {args.repeats} warm runs; lleaves compile {compile_s:.1f} s (once per model)")
+    print(f"LightGBM predict ({cores} threads): {rates['predict']:,.0f} rows/s = "
+          f"{rates['predict'] / cores:,.0f} rows/s per core")
+    for name in scorers:
+        ratio = rates[name] / rates["predict"]
+        used = " (publish.scorer)" if name == cfg.publish.scorer else ""
+        verdict = f"target >= {TARGET} x: {'MET' if ratio >= TARGET else 'NOT MET'}" if used else "for comparison"
+        print(f"Spark score_candidates, scorer={name}{used}: {rates[name]:,.0f} rows/s = "
+              f"{rates[name] / cores:,.0f} per core; ratio {ratio:.2f} x ({verdict})")
 
 if __name__ == "__main__":
     main()

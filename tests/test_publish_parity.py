@@ -10,7 +10,8 @@ from setlist import ranking
 from setlist.publish import drop_played
 
 
-def test_publish_scoring_equals_the_bench_scoring_for_the_same_model_and_rows(spark):
+def test_publish_scoring_equals_the_bench_scoring_for_the_same_model_and_rows(spark, tmp_path):
+    """Both scorers, LightGBM's own and the lleaves-compiled one, give predict's scores."""
     rng = np.random.default_rng(11)
     features = [f"f{i}" for i in range(6)]
     n = 3000
@@ -19,23 +20,28 @@ def test_publish_scoring_equals_the_bench_scoring_for_the_same_model_and_rows(sp
     # Integer and boolean features, as the feature builder writes them (an int with nulls too).
     frame["f4"] = np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 5, size=n).astype(float))
     frame["f5"] = rng.random(n) < 0.5
+    frame["f3"] = rng.integers(0, 4, size=n)  # a categorical code, as surface_code is
     frame["label"] = (frame["f0"] + rng.normal(scale=0.5, size=n) > 0).astype(int) * 2 + 1
     frame["user_id"] = [f"u{i // 30}" for i in range(n)]
     frame["surface"] = "home"
     frame["track_id"] = [f"t{i % 30}" for i in range(n)]
     train = ranking.sort_groups(frame)
     booster = lgb.train({"objective": "lambdarank", "num_leaves": 15, "verbosity": -1, "seed": 1},
-                        lgb.Dataset(train[features], label=train["label"], group=ranking.group_sizes(train)),
+                        lgb.Dataset(train[features], label=train["label"], group=ranking.group_sizes(train),
+                                    categorical_feature=["f3"]),
                         num_boost_round=25)
     framed = (spark.createDataFrame(frame[["user_id", "surface", "track_id", *features]]
                                     .assign(sources=[["als"]] * n))
               .withColumn("f4", F.when(~F.isnan("f4"), F.col("f4").cast("int"))))
     assert dict(framed.dtypes)["f4"] == "int" and dict(framed.dtypes)["f5"] == "boolean"
-    published = (ranking.score_candidates(framed, booster.model_to_string(), booster.feature_name())
-                 .toPandas().sort_values(["user_id", "track_id"]).reset_index(drop=True))
     expected = frame.assign(score=ranking.predict(booster, frame)).sort_values(["user_id", "track_id"])
-    assert len(published) == n
-    np.testing.assert_allclose(published["score"].to_numpy(), expected["score"].to_numpy(), rtol=0, atol=1e-9)
+    text = booster.model_to_string()
+    for compiled in (None, ranking.compile_ranker(spark, text, str(tmp_path), None)):
+        published = (ranking.score_candidates(framed, text, booster.feature_name(), compiled)
+                     .toPandas().sort_values(["user_id", "track_id"]).reset_index(drop=True))
+        assert len(published) == n
+        np.testing.assert_allclose(published["score"].to_numpy(), expected["score"].to_numpy(),
+                                   rtol=0, atol=1e-9)
     assert all(list(s) == ["als"] for s in published["sources"])
 
 

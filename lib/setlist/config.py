@@ -79,6 +79,9 @@ class PathsConfig(Section):
     mlflow_tracking_uri: str = "sqlite:///data/mlflow.db"
     mlflow_artifacts: str = "data/mlartifacts"
     checkpoints: str = "data/checkpoints"
+    # Rankers compiled for publish (publish.scorer=compiled), by model fingerprint; a local
+    # folder on the driver (Spark ships the files to executors).
+    compiled_models: str = "data/compiled_models"
     reports: str = "data/reports"
 
 
@@ -260,6 +263,12 @@ class PublishConfig(Section):
     # default; continuation surfaces (now_playing, radio) replay favourites. Unlisted: False.
     exclude_played: dict[str, bool] = Field(default_factory=lambda: {
         "home": True, "now_playing": False, "radio": False})
+    # "compiled": the ranker compiled to native code by lleaves (same scores, ~4x LightGBM's
+    # predict, bench/ranking.py; a compile of some seconds per new model); "lightgbm": predict.
+    scorer: Literal["compiled", "lightgbm"] = "compiled"
+    # CPU the compiled ranker targets: null = the driver's own; name a common one (e.g.
+    # "x86-64-v3") when executors run other CPUs.
+    compiled_target_cpu: str | None = None
 
     def excludes_played(self, surface: str) -> bool:
         return self.exclude_played.get(surface, False)

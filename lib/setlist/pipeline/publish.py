@@ -2,7 +2,8 @@
 
 The step resolves ``models:/<tracking.model_name>@<tracking.champion_alias>`` to a version
 number once, scores every candidate on each of ``publish.surfaces`` with that version in Spark
-(``ranking.score_candidates``: ``mapInPandas``, the booster built once per task) and records
+(``ranking.score_candidates``: an Arrow UDF over the features, the ranker compiled by lleaves
+once per model with ``publish.scorer=compiled`` and loaded once per Python worker) and records
 the version as ``model_version``. With no champion yet (a fresh lake) the order is
 ``blend_order`` and ``model_version`` is ``publish.model_version`` ("candidate-blend").
 
@@ -32,7 +33,7 @@ from setlist.interactions import as_of_end
 from setlist.label_split import pseudo_listens
 from setlist.pipeline.experiments import is_active
 from setlist.publish import blend_on_surfaces, drop_played, rank_recommendations
-from setlist.ranking import score_candidates
+from setlist.ranking import compile_ranker, score_candidates
 from setlist.side_features import side_features
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,11 @@ def score_by_model(spark: SparkSession, cfg: SetlistConfig, union: DataFrame, in
             if features is None:
                 features = champion_features(spark, cfg, union, interactions, ds)
             booster = tracking.load_ranker(cfg, int(version))
+            text = booster.model_to_string()
+            compiled = (compile_ranker(spark, text, cfg.paths.compiled_models, cfg.publish.compiled_target_cpu)
+                        if cfg.publish.scorer == "compiled" else None)
             scored = score_candidates(features.join(who.select("user_id"), on="user_id", how="left_semi"),
-                                      booster.model_to_string(), booster.feature_name())
+                                      text, booster.feature_name(), compiled)
         parts.append(scored.join(who, on="user_id", how="inner").withColumn("model_version", F.lit(version)))
     out = parts[0]
     for part in parts[1:]:
