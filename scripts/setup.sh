@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One-shot set-up: virtualenv in .venv, Setlist with its test extra, Delta and s3a JARs in .cache/jars.
-# Safe to rerun; every step is skipped or refreshed as needed. Extras: SETLIST_EXTRAS="test,bench".
+# One-shot set-up: virtualenv in .venv, Setlist with its test and bench extras, Delta and s3a JARs
+# in .cache/jars, a native BLAS for Spark ML. Safe to rerun; every step is skipped or refreshed as
+# needed. Extras: SETLIST_EXTRAS="test,bench,sequential".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS="${SETLIST_EXTRAS:-test}"
+EXTRAS="${SETLIST_EXTRAS:-test,bench}"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
@@ -58,6 +59,23 @@ mkdir -p "$SPARK_HOME_DIR/conf"
 } > "$SPARK_HOME_DIR/conf/spark-defaults.conf"
 # Spark's JVM logging: warnings only from the first line (no INFO flood at start-up).
 cp conf/log4j2.properties "$SPARK_HOME_DIR/conf/log4j2.properties"
+
+# Spark ML (ALS) calls BLAS/LAPACK through netlib's JNI loader, which looks for the system's
+# libblas.so.3 / liblapack.so.3 and otherwise falls back to Java (measured slower, bench/als.py
+# prints which one ran). Debian's OpenBLAS provides both; installed when set-up may (root with
+# apt-get), else named. SETLIST_NATIVE_BLAS=0 skips this.
+if [ "${SETLIST_NATIVE_BLAS:-1}" != 0 ]; then
+  if ldconfig -p 2>/dev/null | grep -q 'libblas\.so\.3 ' && ldconfig -p 2>/dev/null | grep -q 'liblapack\.so\.3 '; then
+    echo "setup: native BLAS: $(readlink -f "$(ldconfig -p | sed -n 's/.*libblas\.so\.3 .*=> //p' | head -1)")"
+  elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas0-pthread) >/dev/null 2>&1 \
+      && echo "setup: installed native BLAS (Debian libopenblas0-pthread)" \
+      || echo "setup: could not install libopenblas0-pthread; Spark ML uses its Java BLAS" >&2
+  else
+    echo "setup: no libblas.so.3/liblapack.so.3 found; Spark ML uses its Java BLAS" \
+         "(install OpenBLAS, e.g. 'apt-get install libopenblas0-pthread', for the native one)" >&2
+  fi
+fi
 
 # Airflow 3 in its own virtualenv: its pins fight ours. uv installs it in seconds, so always
 # (SETLIST_AIRFLOW=0 skips it). tests/test_airflow_dags.py runs Airflow from here.

@@ -99,30 +99,56 @@ def item_factor_matrix(model: PipelineModel) -> tuple[np.ndarray, np.ndarray]:
     return track_ids, matrix
 
 
+# Elements of a score block that top_k_rows works on at once: its temporaries (an int64 index
+# per element, masks, a cumulative count) stay near 20 bytes x this, whatever the block's size.
+TOP_K_SLICE_ELEMENTS = 1 << 22
+
+
 def top_k_rows(scores: np.ndarray, k: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the column indices (+ ``offset``) and scores of the ``k`` best, best first; ties
     by lower index, at the cut too. Columns scored -inf (excluded) sort last and are dropped by
-    the caller.
+    the caller. Rows are taken in slices so the temporaries stay bounded.
     """
     k = min(k, scores.shape[1])
+    step = max(1, TOP_K_SLICE_ELEMENTS // max(1, scores.shape[1]))
+    parts = [_top_k_slice(scores[start:start + step], k) for start in range(0, scores.shape[0], step)]
+    if not parts:
+        return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=scores.dtype)
+    return np.concatenate([p[0] for p in parts]) + offset, np.concatenate([p[1] for p in parts])
+
+
+def _top_k_slice(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     # argpartition finds the k-th best score, but picks any of the items tied with it; the
     # selection below takes every better item and then the lowest-index tied ones.
-    kth = np.take_along_axis(scores, np.argpartition(-scores, k - 1, axis=1)[:, k - 1:k], axis=1)
+    n = scores.shape[1]
+    kth = np.take_along_axis(scores, np.argpartition(scores, n - k, axis=1)[:, n - k:n - k + 1], axis=1)
     better = scores > kth
     tied = scores == kth
     selected = better | (tied & (np.cumsum(tied, axis=1) <= k - better.sum(axis=1, keepdims=True)))
     part = np.nonzero(selected)[1].reshape(scores.shape[0], k)
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -part_scores), axis=1)
-    return np.take_along_axis(part, order, axis=1) + offset, np.take_along_axis(part_scores, order, axis=1)
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
 
 
-def merge_top_k(best: tuple[np.ndarray, np.ndarray], more: tuple[np.ndarray, np.ndarray],
-                k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two per-row (indices, scores) top lists -> the ``k`` best of both, ties by lower index."""
-    cols, scores = np.concatenate([best[0], more[0]], axis=1), np.concatenate([best[1], more[1]], axis=1)
-    order = np.lexsort((cols, -scores), axis=1)[:, :k]
-    return np.take_along_axis(cols, order, axis=1), np.take_along_axis(scores, order, axis=1)
+def merge_above(best: tuple[np.ndarray, np.ndarray], scores: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge into ``best`` (per-row top lists of width k, best first) the entries of a later item
+    block (columns ``start`` + j) that beat each row's current k-th score. Later columns have
+    higher indices, so an entry that only ties the k-th loses; after the first blocks few
+    entries pass, and only those are sorted."""
+    cols, top = best
+    n_rows, k = cols.shape
+    rows, hits = np.nonzero(scores > top[:, -1:])
+    if len(rows) == 0:
+        return best
+    all_rows = np.concatenate([np.repeat(np.arange(n_rows), k), rows])
+    all_cols = np.concatenate([cols.ravel(), hits + start])
+    all_scores = np.concatenate([top.ravel(), scores[rows, hits]])
+    order = np.lexsort((all_cols, -all_scores, all_rows))
+    sorted_rows = all_rows[order]
+    first = np.searchsorted(sorted_rows, np.arange(n_rows))
+    keep = order[(np.arange(len(order)) - first[sorted_rows]) < k]  # every row keeps exactly k
+    return all_cols[keep].reshape(n_rows, k), all_scores[keep].reshape(n_rows, k)
 
 
 def exclude_played(scores: np.ndarray, played_rows, start: int = 0) -> None:
@@ -140,7 +166,7 @@ def top_n_frame(user_ids: np.ndarray, ids: np.ndarray, cols: np.ndarray, best: n
     keep = np.isfinite(best)
     ranks = np.broadcast_to(np.arange(1, cols.shape[1] + 1, dtype=np.int32), cols.shape)
     return pd.DataFrame({"user_id": np.repeat(user_ids, cols.shape[1])[keep.ravel()],
-                         "track_id": ids[cols][keep], "source_score": best[keep].astype(np.float64),
+                         "track_id": ids[cols[keep]], "source_score": best[keep].astype(np.float64),
                          "source_rank": ranks[keep]})
 
 
@@ -157,14 +183,22 @@ def block_top_n(scores: np.ndarray, chunk: pd.DataFrame, ids: np.ndarray, top_n:
 def item_blocked_top_k(user_vectors: np.ndarray, items: np.ndarray, k: int, block_items: int,
                        played_rows=None) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` items per user vector, scoring ``block_items`` items at a time: memory is
-    users x block_items scores whatever the catalogue's size; a running top ``k`` is merged."""
+    users x block_items scores whatever the catalogue's size. The first block gives a running
+    top ``k`` (padded with -inf where the block is narrower); later blocks only add what beats it."""
+    k = min(k, items.shape[0])
     best = None
     for start in range(0, items.shape[0], block_items):
         scores = user_vectors @ items[start:start + block_items].T
         if played_rows is not None:
             exclude_played(scores, played_rows, start)
-        block_best = top_k_rows(scores, k, start)
-        best = block_best if best is None else merge_top_k(best, block_best, k)
+        if best is None:
+            cols, top = top_k_rows(scores, k, start)
+            pad = k - cols.shape[1]  # -inf entries sort last and are never published
+            best = (np.pad(cols, ((0, 0), (0, pad)), constant_values=np.iinfo(np.int64).max),
+                    np.pad(top, ((0, 0), (0, pad)), constant_values=-np.inf))
+        else:
+            best = merge_above(best, scores, start)
+        del scores  # else the next block's product is allocated while this one is alive
     return best
 
 
