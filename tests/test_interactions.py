@@ -6,7 +6,8 @@ import pytest
 from chispa import assert_df_equality
 
 from setlist.config import RewardsConfig
-from setlist.interactions import aggregate_interactions, build_interactions, decay_by_age, weigh_rewards
+from setlist.interactions import (aggregate_interactions, build_interactions, decay_by_age, lookback_partitions,
+                                  weigh_rewards)
 
 DS = "2026-11-03"
 END = dt.datetime(2026, 11, 4)
@@ -81,6 +82,17 @@ def test_listens_after_the_run_date_or_before_the_lookback_are_ignored(spark):
     ancient = ("u", "t2", 24 * (CFG.lookback_days + 1), 60_000, "trackdone", False, False)
     kept = ("u", "t3", 2, 60_000, "trackdone", False, False)
     assert set(rewards(spark, [future, ancient, kept])) == {("u", "t3")}
+
+
+def test_the_step_reads_exactly_the_partitions_the_lookback_window_can_hold(spark):
+    first, last = lookback_partitions(DS, CFG)
+    assert last == DS
+    first_day = dt.datetime.fromisoformat(first)
+    hours_before_end = (END - first_day).total_seconds() / 3600
+    # The first partition's first instant is in the window; the day before's last is not.
+    opening = ("u", "t1", hours_before_end, 60_000, "trackdone", False, False)
+    before = ("u", "t2", hours_before_end + 1 / 3600, 60_000, "trackdone", False, False)
+    assert set(rewards(spark, [opening, before])) == {("u", "t1")}
 
 
 def test_aggregate_counts_plays_listens_skips_and_saves(spark):

@@ -83,6 +83,14 @@ def aggregate_interactions(weighted: DataFrame, cfg: RewardsConfig) -> DataFrame
                     "reward", "first_played_ts", "last_played_ts"))
 
 
+def lookback_partitions(ds: str, cfg: RewardsConfig) -> tuple[str, str]:
+    """(first, last) ``ds`` partitions of listens that can fall in ``ds``'s lookback window
+    (ingest keeps each listen in the partition of its own day), so the step reads a bounded
+    window of the lake, not its whole history."""
+    first = as_of_end(ds) - dt.timedelta(days=cfg.lookback_days)
+    return first.date().isoformat(), ds
+
+
 def build_interactions(listens: DataFrame, ds: str, cfg: RewardsConfig) -> DataFrame:
     """Listens up to the end of ``ds`` within the lookback -> the interaction matrix for ``ds``."""
     window_start = as_of_end(ds) - dt.timedelta(days=cfg.lookback_days)
