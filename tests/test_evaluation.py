@@ -225,3 +225,18 @@ def test_evaluate_candidates_scores_each_source_and_the_union_and_refuses_leaks(
     late = first.withColumn("source_max_ts", F.lit(CUTOFF))
     with pytest.raises(LeakageError):
         evaluate_candidates(spark, train_interactions, truths, {"late": lambda _: late}, cfg, CUTOFF)
+
+
+def test_item_popularity_percentile_is_percent_rank_with_ties(spark):
+    import numpy as np
+    import pandas as pd
+
+    from setlist.evaluation import item_popularity_percentile
+    rng = np.random.default_rng(3)
+    users_per_track = {f"t{i}": int(n) for i, n in enumerate(rng.integers(1, 6, size=40))}  # many ties
+    rows = [(f"u{j}", track) for track, n in users_per_track.items() for j in range(n)]
+    got = {r.track_id: r.popularity_pct for r in
+           item_popularity_percentile(spark.createDataFrame(rows, "user_id string, track_id string")).collect()}
+    counts = pd.Series(users_per_track)
+    expected = (counts.rank(method="min") - 1) / (len(counts) - 1)  # SQL percent_rank
+    assert got == pytest.approx(expected.to_dict())

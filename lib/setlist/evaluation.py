@@ -218,9 +218,16 @@ def per_user_metrics(lists: DataFrame, truth: DataFrame, recall_ks: list[int], r
 def item_popularity_percentile(train_interactions: DataFrame) -> DataFrame:
     """(track_id, popularity_pct): percent_rank of the item's number of train users (0..1)."""
     counts = train_interactions.groupBy("track_id").agg(F.countDistinct("user_id").alias("_users"))
-    # One window over the catalogue: bounded by the number of items, not of events.
-    by_popularity = Window.orderBy(F.col("_users").asc())
-    return counts.select("track_id", F.percent_rank().over(by_popularity).alias("popularity_pct"))
+    # percent_rank = items with fewer users / (items - 1), from the histogram of user counts
+    # (a few hundred values) joined with itself: a window ordered over the whole catalogue
+    # would move it into one partition.
+    histogram = counts.groupBy("_users").agg(F.count(F.lit(1)).alias("_items"))
+    below = (histogram.alias("h").join(F.broadcast(histogram.alias("l")), F.col("l._users") < F.col("h._users"), "left")
+             .groupBy(F.col("h._users").alias("_users")).agg(F.coalesce(F.sum("l._items"), F.lit(0)).alias("_below")))
+    total = histogram.agg(F.sum("_items").alias("_total"))
+    pct = F.when(F.col("_total") > 1, F.col("_below") / (F.col("_total") - 1)).otherwise(F.lit(0.0))
+    return (counts.join(F.broadcast(below), on="_users").crossJoin(F.broadcast(total))
+            .select("track_id", pct.cast("double").alias("popularity_pct")))
 
 
 def list_metrics(lists: DataFrame, truth: DataFrame, train_interactions: DataFrame,

@@ -56,9 +56,9 @@ def surface_popularity(listens: DataFrame, cfg: PopularityConfig) -> DataFrame:
 
 def _popular_for_users(interactions: DataFrame, popularity: DataFrame, top_n: int,
                        pool_margin: int, exclude_played: bool) -> DataFrame:
-    pool_rank = F.row_number().over(Window.orderBy(F.desc("popularity"), F.asc("track_id")))
-    pool = (popularity.withColumn("_pool_rank", pool_rank)
-            .where(F.col("_pool_rank") <= top_n + (pool_margin if exclude_played else 0))
+    # A top-k (each partition's best, then merged), not a window over one global partition.
+    pool = (popularity.orderBy(F.desc("popularity"), F.asc("track_id"))
+            .limit(top_n + (pool_margin if exclude_played else 0))
             .select("track_id", F.col("popularity").alias("score")))
     pairs = interactions.select("user_id").distinct().crossJoin(F.broadcast(pool))
     if exclude_played:
