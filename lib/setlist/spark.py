@@ -44,6 +44,9 @@ def build_session(cfg: SparkConfig) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     under_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if cfg.master.startswith("local"):
+        # A local session needs no routable address (and Spark warns when it guesses one).
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.appName(cfg.app_name)
     if not under_submit:
         builder = builder.master(cfg.master).config("spark.driver.memory", cfg.driver_memory)

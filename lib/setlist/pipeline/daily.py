@@ -9,8 +9,10 @@ A day is complete once its row is in ``pipeline_runs`` (written last, by ``mark_
 which is what backfill checks; a crash before that leaves the day to be run again, and
 every step replaces its own partition, so rerunning is safe.
 
-Each finished step reports one line on the ``setlist.console`` logger (what the ``setlist``
-command prints): its name, the day, the rows it wrote to each table and its duration.
+A step run on its own reports one line on the ``setlist.console`` logger (what the ``setlist``
+command prints): its name, the day, the rows it wrote to each table and its duration. The daily
+run prints one summary line per day instead (the step lines with ``--verbose``), and a backfill
+closes with a table of seconds per step and day: where the minutes went.
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ class StepReport:
 
 
 def run_step(spark: SparkSession, cfg: SetlistConfig, step: steps.Step | str, ds: str,
-             run_id: str) -> StepReport:
+             run_id: str, announce: bool = True) -> StepReport:
     """Run one registry step for ``ds`` and report it on the console logger.
 
     An exception escaping the step is re-raised unchanged, tagged with the step and day
@@ -65,13 +67,39 @@ def run_step(spark: SparkSession, cfg: SetlistConfig, step: steps.Step | str, ds
     rows = {table: lake.last_write_rows(spark, cfg, table) for table in step.output_tables(cfg)}
     report = StepReport(step.name, ds, time.perf_counter() - started, rows,
                         step.outcome(result) if step.outcome and result is not None else None, result)
-    console.info(report.line())
+    (console if announce else log).info(report.line())
     return report
+
+
+def day_line(ds: str, reports: list[StepReport]) -> str:
+    """One line for a day: the rows of the tables a reader cares about, the model, the time."""
+    written = {table: n for r in reports for table, n in r.rows.items()}
+    shown = [f"{written[t]:,} {t}" for t in ("listens", "quarantined_events", "candidates", "ranked_recs")
+             if t in written]
+    outcomes = [r.outcome for r in reports if r.outcome and r.step in ("train_ranker", "publish")]
+    slowest = sorted(reports, key=lambda r: -r.seconds)[:3]
+    return (f"{ds}: {', '.join(shown)}; {'; '.join(outcomes)} in {sum(r.seconds for r in reports):.0f} s "
+            f"(slowest: {', '.join(f'{r.step} {r.seconds:.0f} s' for r in slowest)})")
 
 
 def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> list[StepReport]:
     """Run the whole chain for ``ds``, in order; ``mark_complete`` (the last step) marks it done."""
-    return [run_step(spark, cfg, step, ds, run_id) for step in steps.chain(cfg)]
+    reports = [run_step(spark, cfg, step, ds, run_id, announce=False) for step in steps.chain(cfg)]
+    console.info(day_line(ds, reports))
+    return reports
+
+
+def time_table(by_day: dict[str, list[StepReport]]) -> str:
+    """Seconds per step (rows) and day (columns), with totals."""
+    days = list(by_day)
+    names = list(dict.fromkeys(r.step for reports in by_day.values() for r in reports))
+    seconds = {(d, r.step): r.seconds for d, reports in by_day.items() for r in reports}
+    lines = [f"{'seconds':20}" + "".join(f"{d[5:]:>7}" for d in days) + f"{'total':>8}"]
+    for name in names + ["total"]:
+        row = [sum(v for (d2, n), v in seconds.items() if d2 == d and (n == name or name == "total"))
+               for d in days]
+        lines.append(f"{name:20}" + "".join(f"{v:7.1f}" for v in row) + f"{sum(row):8.1f}")
+    return "\n".join(lines)
 
 
 def mark_complete(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str,
@@ -113,6 +141,9 @@ def backfill(spark: SparkSession, cfg: SetlistConfig, start: str, end: str, run_
     todo = [ds for ds in days if ds not in done]
     if len(todo) < len(days):
         console.info("backfill %s..%s: %d complete day(s) skipped", start, end, len(days) - len(todo))
+    by_day = {}
     for ds in tqdm(todo, desc="backfill", unit="day", disable=None, leave=False):
-        run(spark, cfg, ds, f"{run_id}-{ds}")
+        by_day[ds] = run(spark, cfg, ds, f"{run_id}-{ds}")
+    if by_day:
+        console.info(time_table(by_day))
     return todo
