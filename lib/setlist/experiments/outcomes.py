@@ -1,8 +1,9 @@
 """Per-user outcome metrics of an experiment, aggregated from listens in Spark.
 
 Pure transforms: DataFrames and config in, a DataFrame out; no storage, no actions.
-The analysis (:mod:`setlist.experiments.analysis`) takes the result once it is small
-(one row per exposed user) as a pandas frame.
+:func:`user_outcomes` gives one row per exposed user; :func:`variant_moments` reduces it to
+the few moments per variant and metric that the analysis (:mod:`setlist.experiments.analysis`)
+needs, the only rows that reach the driver.
 """
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import datetime as dt
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from setlist.config import ExperimentConfig, ExperimentsConfig
 from setlist.errors import ConfigError
+from setlist.experiments.analysis import MOMENT_COLUMNS
 
 MS_PER_MINUTE = 60_000
 
@@ -78,3 +81,43 @@ def user_outcomes(listens: DataFrame, assignments: DataFrame, experiment: Experi
             .join(pre, on="user_id", how="left")
             .select("user_id", "variant",
                     *[F.coalesce(F.col(name).cast("double"), F.lit(0.0)).alias(name) for name in outputs]))
+
+
+_PER_METRIC = [c for c in MOMENT_COLUMNS if c not in ("variant", "n", "users")]
+_MOMENT_TYPE = T.ArrayType(T.StructType(
+    [T.StructField("metric", T.StringType())]
+    + [T.StructField(c, T.BooleanType() if c == "has_pre" else T.LongType() if c.startswith("n_")
+                     else T.DoubleType()) for c in _PER_METRIC[1:]]))
+
+
+def _present(column: Column) -> Column:
+    """The value, null where it is null or NaN (so ``count`` counts usable values)."""
+    return F.nanvl(column, F.lit(None).cast("double"))
+
+
+def variant_moments(per_user: DataFrame, metrics: list[str], pre_suffix: str) -> DataFrame:
+    """One row per variant x metric with ``analysis.MOMENT_COLUMNS``, from per-user rows
+    (``user_id, variant``, each of ``metrics`` and optionally ``<metric><pre_suffix>``).
+
+    One aggregation grouped by variant, with Spark's numerically stable ``var_samp`` and
+    ``covar_samp``: the result has as many rows as variants x metrics, however many users.
+    ``users`` (distinct user ids) lets the analysis reject a user counted twice in a variant.
+    """
+    def moments(metric: str) -> Column:
+        y = F.col(metric).cast("double")
+        pre = f"{metric}{pre_suffix}"
+        has_pre = pre in per_user.columns
+        x = F.col(pre).cast("double") if has_pre else F.lit(None).cast("double")
+        return F.struct(F.lit(metric).alias("metric"), F.count(_present(y)).alias("n_y"),
+                        F.avg(y).alias("mean_y"), F.var_samp(y).alias("var_y"),
+                        F.lit(has_pre).alias("has_pre"), F.count(_present(x)).alias("n_x"),
+                        F.avg(x).alias("mean_x"), F.var_samp(x).alias("var_x"),
+                        F.covar_samp(y, x).alias("cov_xy"))
+
+    per_metric = F.array(*[moments(m) for m in metrics]).cast(_MOMENT_TYPE)
+    return (per_user.groupBy("variant")
+            .agg(F.count(F.lit(1)).alias("n"), F.count_distinct("user_id").alias("users"),
+                 per_metric.alias("_metrics"))
+            # explode_outer: with no metrics a variant still brings back its user count.
+            .select("variant", "n", "users", F.explode_outer("_metrics").alias("_m"))
+            .select(*[F.col(f"_m.{c}").alias(c) if c in _PER_METRIC else F.col(c) for c in MOMENT_COLUMNS]))

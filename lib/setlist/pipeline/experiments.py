@@ -6,7 +6,8 @@ configured experiment and user; salted hashing makes a user's variant the same e
 Publishing (``pipeline.publish.variant_serving``) reads it to serve each user the variant's model.
 
 ``analyze``: per-user outcomes after exposure (and before it, for CUPED) of every
-experiment started by ``ds`` -> ``setlist.experiments.analysis`` -> partition ``ds`` of
+experiment started by ``ds``, reduced in Spark to moments per variant and metric (the
+driver gets those few rows, never per-user data) -> ``setlist.experiments.analysis`` -> partition ``ds`` of
 ``experiment_results`` (one row per experiment x metric x treatment variant, with the
 sample-ratio check), an MLflow run with the effects plot and the Markdown report, and
 the same report and plot under ``paths.reports/experiments/ds=<ds>/``.
@@ -24,9 +25,9 @@ from pyspark.sql import types as T
 from setlist import lake, tracking
 from setlist.config import ExperimentConfig, SetlistConfig
 from setlist.experiments.analysis import (
-    RESULT_COLUMNS, analyze as analyze_experiment, effects_plot, report_markdown, sample_ratio_check)
+    RESULT_COLUMNS, analyze_moments, effects_plot, report_markdown, sample_ratio_from_counts, users_per_variant)
 from setlist.experiments.assignment import assign_users
-from setlist.experiments.outcomes import analysis_window, user_outcomes
+from setlist.experiments.outcomes import analysis_window, user_outcomes, variant_moments
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +125,11 @@ def analyze(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> pd
     assignments = lake.read_table(spark, cfg, cfg.tables.experiment_assignments, ds)
     frames, reports = [], []
     for experiment in running:
-        # One row per exposed user and a few metrics: small enough for the driver.
-        per_user = user_outcomes(listens, assignments, experiment, cfg.experiments, ds).toPandas()
-        results = analyze_experiment(per_user, experiment, cfg.experiments)
-        srm = sample_ratio_check(per_user, experiment, cfg.experiments)
+        per_user = user_outcomes(listens, assignments, experiment, cfg.experiments, ds)
+        # Only one row per variant and metric comes back, however many users are exposed.
+        moments = variant_moments(per_user, cfg.experiments.metrics, cfg.experiments.pre_suffix).toPandas()
+        results = analyze_moments(moments, experiment, cfg.experiments)
+        srm = sample_ratio_from_counts(users_per_variant(moments), experiment, cfg.experiments)
         frames.append(_results_frame(results, srm, analysis_window(experiment, cfg.experiments, ds), ds))
         folder = Path(cfg.paths.reports) / "experiments" / f"ds={ds}"
         folder.mkdir(parents=True, exist_ok=True)
