@@ -441,7 +441,7 @@ class AlsConfig(Section):
     # Without a checkpoint dir (set by the step from paths.checkpoints) Spark ignores this and
     # long runs overflow the stack with lineage.
     checkpoint_interval: int = 5
-    num_blocks: int = Field(default=4, gt=0)
+    num_blocks: int = Field(default=2, gt=0)
     # Music is re-listened: played tracks stay candidates unless this is set.
     exclude_played: bool = False
     # "blocked": users scored in blocks against broadcast item factors (numpy matmul + argpartition);
