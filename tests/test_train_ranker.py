@@ -152,3 +152,21 @@ def test_each_variant_is_served_its_own_model_and_recorded(spark, lake_days, fir
     assert len(treated) > 0
     assert (treated.track_id == expected.track_id).all()
     np.testing.assert_allclose(treated.score, expected.score, rtol=0, atol=1e-12)
+
+
+def test_a_days_frame_is_kept_and_reused_until_its_candidates_are_rewritten(spark, lake_days):
+    import pandas as pd
+    cfg = lake_days
+    day = train_ranker.split_days(DAYS[-1], cfg.ranking.train_lag_days)["train"]
+    first = train_ranker.day_frame(spark, cfg, day, "keep-a")
+    commits = lake.history(spark, cfg, cfg.tables.ranker_frames).count()
+    again = train_ranker.day_frame(spark, cfg, day, "keep-b")
+    assert lake.history(spark, cfg, cfg.tables.ranker_frames).count() == commits  # reused, not rebuilt
+    pd.testing.assert_frame_equal(first, again)
+    assert len(first) > 0 and "label" in first.columns and train_ranker.FINGERPRINT not in first.columns
+    candidates = lake.read_table(spark, cfg, cfg.tables.candidates, day)
+    lake.write_partition(spark.createDataFrame(candidates.toPandas(), candidates.schema), cfg,
+                         cfg.tables.candidates, day, "candidates-rerun")
+    rebuilt = train_ranker.day_frame(spark, cfg, day, "keep-c")
+    assert lake.history(spark, cfg, cfg.tables.ranker_frames).count() == commits + 1  # stale: rebuilt
+    pd.testing.assert_frame_equal(first, rebuilt)  # same candidates, same frame

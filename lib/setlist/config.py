@@ -100,6 +100,8 @@ class TablesConfig(Section):
     experiment_results: TableName = "experiment_results"
     # Count data / public data: the persisted per-user (or time) split the ranker trains on.
     ranker_split: TableName = "ranker_split"
+    # train_ranker's sampled, labelled frame of each day, reused by the next days' trainings.
+    ranker_frames: TableName = "ranker_frames"
     # HetRec's social graph (user_id, friend_id), imported beside the play counts.
     user_friends: TableName = "user_friends"
 

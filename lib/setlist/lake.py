@@ -184,6 +184,18 @@ def history(spark: SparkSession, cfg: SetlistConfig, table: str) -> DataFrame:
     return DeltaTable.forPath(spark, table_path(cfg, table)).history()
 
 
+def partition_version(spark: SparkSession, cfg: SetlistConfig, table: str, ds: str) -> int | None:
+    """The table version of the last commit that wrote partition ``ds`` (every write records
+    its partition in ``userMetadata``); None if none did. Tells a derived result whether its
+    input day was rewritten since."""
+    if not table_exists(spark, cfg, table):
+        return None
+    key = f" ds={ds}"
+    row = (history(spark, cfg, table).where(F.col("userMetadata").endswith(key))
+           .agg(F.max("version").alias("v")).first())
+    return None if row["v"] is None else int(row["v"])
+
+
 def raw_day_path(cfg: SetlistConfig, ds: str) -> str:
     return child(location(cfg.paths.raw), f"ds={ds}")
 

@@ -80,7 +80,7 @@ STEPS: tuple[Step, ...] = (
     # Writes no table: an MLflow run, a registered model and, if the gate passes, the champion alias.
     Step("train_ranker", "setlist.pipeline.train_ranker:run",
          "train, register and gate a ranker on earlier days (moves the champion alias if better)",
-         after=("candidates",), reads=("candidates", "listens"),
+         after=("candidates",), reads=("candidates", "listens"), writes=("ranker_frames",),
          enabled=ranker_in_daily, outcome=gate_outcome),
     # After the assignments: each assigned user is served the model of their variant.
     Step("publish", "setlist.pipeline.publish:run",

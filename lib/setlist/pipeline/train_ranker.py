@@ -15,6 +15,8 @@ run goes on publishing with the champion; ``jobs/train_ranker.py`` prints it and
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PROMOTED, REFUSED, SKIPPED = "promoted", "refused", "skipped"
 BASELINES = {"als_order": "als_score", "popularity_order": "popularity_score"}
+FINGERPRINT = "frame_fingerprint"
 
 
 @dataclass(frozen=True)
@@ -73,23 +76,47 @@ def labelled_day(candidates: DataFrame, listens: DataFrame, day: str, cfg: Setli
             .transform(ranking.cap_groups, cfg.ranking.max_group_size, cfg.candidates.sources))
 
 
-def day_frame(spark: SparkSession, cfg: SetlistConfig, day: str) -> pd.DataFrame:
+def frame_fingerprint(cfg: SetlistConfig, candidates_version: int | None) -> str:
+    """What a day's labelled frame depends on: the config that shapes features, labels and
+    sampling, and the commit that last wrote that day's candidates."""
+    shaping = {"features": cfg.features.model_dump(), "ranking": cfg.ranking.model_dump(),
+               "rewards": cfg.rewards.model_dump(), "sources": cfg.candidates.sources,
+               "surfaces": cfg.events.surfaces, "candidates_version": candidates_version}
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def day_frame(spark: SparkSession, cfg: SetlistConfig, day: str, run_id: str = "train") -> pd.DataFrame:
     """``labelled_day`` of ``day`` as pandas: at most about ``ranking.max_rows_per_day`` rows
-    (whole groups, a seeded hash sample), groups contiguous."""
+    (whole groups, a seeded hash sample), groups contiguous.
+
+    Each day's frame is kept in ``ranker_frames``: tomorrow's training reuses today's valid and
+    eval days as its train and valid days, so a daily retrain builds one new frame, not three.
+    A kept frame is used only while its fingerprint (config and candidates commit) still holds.
+    """
+    fingerprint = frame_fingerprint(cfg, lake.partition_version(spark, cfg, cfg.tables.candidates, day))
+    table = cfg.tables.ranker_frames
+    if lake.table_exists(spark, cfg, table):
+        kept = lake.read_table(spark, cfg, table, day)
+        if kept.where(F.col(FINGERPRINT) == fingerprint).limit(1).count():
+            return ranking.sort_groups(kept.drop(FINGERPRINT, "ds").toPandas())
     listens = listens_around(spark, cfg, day).persist(StorageLevel.MEMORY_AND_DISK)
     candidates = lake.read_table(spark, cfg, cfg.tables.candidates, day)
     frame = labelled_day(candidates, listens, day, cfg).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         rows = frame.count()
         fraction = min(1.0, cfg.ranking.max_rows_per_day / rows) if rows else 1.0
-        return ranking.sort_groups(frame.transform(ranking.sample_groups, fraction, cfg.ranking.seed).toPandas())
+        sampled = frame.transform(ranking.sample_groups, fraction, cfg.ranking.seed)
+        lake.write_partition(sampled.withColumn(FINGERPRINT, F.lit(fingerprint)).withColumn("ds", F.lit(day)),
+                             cfg, table, day, f"{run_id}-{fingerprint[:8]}", add_columns=True)
     finally:
         frame.unpersist()
         listens.unpersist()
+    return ranking.sort_groups(lake.read_table(spark, cfg, table, day).drop(FINGERPRINT, "ds").toPandas())
 
 
-def day_frames(spark: SparkSession, cfg: SetlistConfig, days: dict[str, str]) -> dict[str, pd.DataFrame]:
-    return {name: day_frame(spark, cfg, day) for name, day in days.items()}
+def day_frames(spark: SparkSession, cfg: SetlistConfig, days: dict[str, str],
+               run_id: str = "train") -> dict[str, pd.DataFrame]:
+    return {name: day_frame(spark, cfg, day, run_id) for name, day in days.items()}
 
 
 def missing_inputs(spark: SparkSession, cfg: SetlistConfig, days: dict[str, str]) -> list[str]:
@@ -168,7 +195,7 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> TrainR
         message = f"not enough history for {days}: missing {', '.join(missing)}"
         log.info("train_ranker %s skipped: %s", ds, message)
         return TrainResult(SKIPPED, message)
-    frames = day_frames(spark, cfg, days)
+    frames = day_frames(spark, cfg, days, run_id)
     started = time.perf_counter()
     booster = ranking.fit_ranker(frames["train"], frames["valid"], feature_columns(cfg), [SURFACE_CODE],
                                  cfg.ranking, cfg.evaluation.ranking_k)
