@@ -120,15 +120,17 @@ def test_the_step_line_gives_rows_per_table_and_duration():
 def test_a_day_is_one_summary_line_and_a_backfill_closes_with_a_time_table():
     reports = [daily.StepReport("ingest", DAY, 12.0, {"listens": 28706, "quarantined_events": 34, "ingest_audit": 1}),
                daily.StepReport("candidates", DAY, 30.0, {"candidates": 272809}),
+               daily.StepReport("train_ranker", DAY, 0.0, {}, "skipped: not enough history for ..."),
                daily.StepReport("publish", DAY, 9.0, {"ranked_recs": 161250}, "served model_version 3"),
                daily.StepReport("mark_complete", DAY, 0.5, {"pipeline_runs": 1})]
     assert daily.day_line(DAY, reports) == (
         "2026-11-07: 28,706 listens, 34 quarantined_events, 272,809 candidates, 161,250 ranked_recs; "
-        "served model_version 3 in 52 s (slowest: candidates 30 s, ingest 12 s, publish 9 s)")
+        "ranker skipped; served model_version 3 in 52 s (slowest: candidates 30 s, ingest 12 s, publish 9 s)")
     table = daily.time_table({DAY: reports, "2026-11-08": reports[:2]}).splitlines()
     assert table[0].split() == ["seconds", "11-07", "11-08", "total"]
     assert table[2].split() == ["candidates", "30.0", "30.0", "60.0"]
     assert table[-1].split() == ["total", "51.5", "42.0", "93.5"]
+    assert table[3].split() == ["train_ranker", "0.0", "0.0", "0.0"]
 
 
 def test_a_failing_step_keeps_its_exception_and_is_tagged_with_the_step(monkeypatch):

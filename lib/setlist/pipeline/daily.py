@@ -64,7 +64,9 @@ def run_step(spark: SparkSession, cfg: SetlistConfig, step: steps.Step | str, ds
     except Exception as exc:
         steps.tag_failure(exc, step, ds)
         raise
-    rows = {table: lake.last_write_rows(spark, cfg, table) for table in step.output_tables(cfg)}
+    # A step may skip before creating a table it writes (train_ranker without enough history).
+    rows = {table: lake.last_write_rows(spark, cfg, table) for table in step.output_tables(cfg)
+            if lake.table_exists(spark, cfg, table)}
     report = StepReport(step.name, ds, time.perf_counter() - started, rows,
                         step.outcome(result) if step.outcome and result is not None else None, result)
     (console if announce else log).info(report.line())
@@ -76,7 +78,9 @@ def day_line(ds: str, reports: list[StepReport]) -> str:
     written = {table: n for r in reports for table, n in r.rows.items()}
     shown = [f"{written[t]:,} {t}" for t in ("listens", "quarantined_events", "candidates", "ranked_recs")
              if t in written]
-    outcomes = [r.outcome for r in reports if r.outcome and r.step in ("train_ranker", "publish")]
+    # The ranker's status word only (its reasons are in the step line, with --verbose).
+    outcomes = [f"ranker {r.outcome.split(':')[0]}" if r.step == "train_ranker" else r.outcome
+                for r in reports if r.outcome and r.step in ("train_ranker", "publish")]
     slowest = sorted(reports, key=lambda r: -r.seconds)[:3]
     return (f"{ds}: {', '.join(shown)}; {'; '.join(outcomes)} in {sum(r.seconds for r in reports):.0f} s "
             f"(slowest: {', '.join(f'{r.step} {r.seconds:.0f} s' for r in slowest)})")
