@@ -29,6 +29,7 @@ def make_cfg(tmp_path):
                 f"paths.mlflow_tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
                 f"paths.mlflow_artifacts={tmp_path / 'mlartifacts'}",
                 f"paths.checkpoints={tmp_path / 'checkpoints'}",
+                f"paths.compiled_models={tmp_path / 'compiled_models'}",
                 f"paths.reports={tmp_path / 'reports'}"]
         return load_config(overrides=TEST_OVERRIDES + base + list(overrides))
     return _make

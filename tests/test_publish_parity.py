@@ -69,3 +69,13 @@ def test_a_variant_on_the_champion_alias_gets_the_blend_until_a_champion_exists(
     assert served_version(cfg, cfg.tracking.champion_alias) == cfg.publish.model_version
     with pytest.raises(SetlistError, match="'7'"):
         served_version(cfg, "7")
+
+
+def test_auto_scorer_compiles_only_when_the_rows_repay_the_compile(spark, make_cfg):
+    from setlist.pipeline.publish import compiles
+    union = spark.range(100).selectExpr("cast(id as string) as user_id")
+    surfaces = 3  # the default publish.surfaces
+    assert compiles(make_cfg(f"publish.compile_min_rows={100 * surfaces}"), union)
+    assert not compiles(make_cfg(f"publish.compile_min_rows={100 * surfaces + 1}"), union)
+    assert compiles(make_cfg("publish.scorer=compiled", "publish.compile_min_rows=1000000000"), union)
+    assert not compiles(make_cfg("publish.scorer=lightgbm", "publish.compile_min_rows=0"), union)

@@ -72,6 +72,15 @@ def champion_features(spark: SparkSession, cfg: SetlistConfig, union: DataFrame,
     return with_context(pairs, every_surface(union, cfg.publish.surfaces), cfg.events.surfaces)
 
 
+def compiles(cfg: SetlistConfig, union: DataFrame) -> bool:
+    """Whether publish scores with the compiled ranker: always with ``publish.scorer=compiled``;
+    with ``auto`` once the rows to score (candidates x surfaces; Delta answers the count from its
+    file statistics) repay the compile, ``publish.compile_min_rows``."""
+    if cfg.publish.scorer != "auto":
+        return cfg.publish.scorer == "compiled"
+    return union.count() * len(cfg.publish.surfaces) >= cfg.publish.compile_min_rows
+
+
 def served_version(cfg: SetlistConfig, ref: str) -> str:
     """The version a variant's model reference serves; the champion alias before any champion
     exists serves what everyone else gets then, the candidate blend (``publish.model_version``)."""
@@ -129,7 +138,7 @@ def score_by_model(spark: SparkSession, cfg: SetlistConfig, union: DataFrame, in
             booster = tracking.load_ranker(cfg, int(version))
             text = booster.model_to_string()
             compiled = (compile_ranker(spark, text, cfg.paths.compiled_models, cfg.publish.compiled_target_cpu)
-                        if cfg.publish.scorer == "compiled" else None)
+                        if compiles(cfg, union) else None)
             scored = score_candidates(features.join(who.select("user_id"), on="user_id", how="left_semi"),
                                       text, booster.feature_name(), compiled)
         parts.append(scored.join(who, on="user_id", how="inner").withColumn("model_version", F.lit(version)))
