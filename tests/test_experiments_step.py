@@ -166,3 +166,17 @@ def test_rerun_replaces_the_day_and_no_running_experiment_writes_an_empty_day(sp
                                   before.sort_values("metric").reset_index(drop=True))
     assert experiments.analyze(spark, cfg, "2026-11-05", "before-start").empty  # nothing started yet
     assert set(frame(cfg, "experiment_results").ds) == {LAST_DAY}
+
+
+def test_assignment_from_yesterdays_users_plus_todays_equals_a_scan_of_all_history(spark, make_cfg):
+    cfg = make_cfg(f"experiments.experiments=[{AB}]".replace("'", '"'))
+    days = ["2026-11-08", "2026-11-09", "2026-11-10"]
+    listeners = {days[0]: ["a", "b"], days[1]: ["c"], days[2]: ["a", "d"]}
+    rows = [(u, ds) for ds, users in listeners.items() for u in users]
+    lake.replace_table(spark.createDataFrame(rows, "user_id string, ds string"), cfg, cfg.tables.listens, "sim")
+    for ds in days:
+        experiments.assign(spark, cfg, ds, f"assign-{ds}")
+        got = {r.user_id for r in lake.read_table(spark, cfg, cfg.tables.experiment_assignments, ds).collect()}
+        scanned = {u for d, users in listeners.items() if d <= ds for u in users}
+        assert got == scanned, ds
+    assert {r.user_id for r in experiments.seen_users(spark, cfg, days[2]).collect()} == {"a", "b", "c", "d"}

@@ -14,6 +14,8 @@ the same report and plot under ``paths.reports/experiments/ds=<ds>/``.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import logging
 from pathlib import Path
 
@@ -72,10 +74,24 @@ def assignments_for(users: DataFrame, experiments: list[ExperimentConfig], ds: s
     return union
 
 
+def seen_users(spark: SparkSession, cfg: SetlistConfig, ds: str) -> DataFrame:
+    """Every user seen up to ``ds``: yesterday's assigned users plus today's listeners, so the
+    step reads two partitions, not the whole history. Without a (non-empty) partition for
+    yesterday, e.g. on the first day, the listens up to ``ds`` are scanned instead."""
+    listens = lake.read_table(spark, cfg, cfg.tables.listens)
+    yesterday = (dt.date.fromisoformat(ds) - dt.timedelta(days=1)).isoformat()
+    table = cfg.tables.experiment_assignments
+    if lake.table_exists(spark, cfg, table):
+        assigned = lake.read_table(spark, cfg, table, yesterday)
+        if assigned.limit(1).count():
+            return (assigned.select("user_id").unionByName(listens.where(F.col("ds") == ds).select("user_id"))
+                    .distinct())
+    return listens.where(F.col("ds") <= ds).select("user_id").distinct()
+
+
 def assign(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> None:
     """Write partition ``ds`` of ``experiment_assignments`` for every user seen up to ``ds``."""
-    listens = lake.read_table(spark, cfg, cfg.tables.listens)
-    users = listens.where(F.col("ds") <= ds).select("user_id").distinct()
+    users = seen_users(spark, cfg, ds)
     assignments = assignments_for(users, cfg.experiments.experiments, ds)
     lake.write_partition(assignments, cfg, cfg.tables.experiment_assignments, ds, run_id)
     log.info("assignments %s: %d experiment(s)", ds, len(cfg.experiments.experiments))
