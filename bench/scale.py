@@ -7,7 +7,7 @@ For each size, a fresh lake: ``--days`` days of events (``setlist generate-event
 scaled to the size (the default config's events per user and day held) and the catalogue
 growing as the square root of the users (a bigger service has more tracks, but not in
 proportion to its listeners). Then ``setlist daily`` for every day, in one warm Spark session
-shared by all sizes (a warm-up run at a tenth of the smallest size comes first, dropped). Prints each step's seconds summed over the days, per size; the growth exponent
+shared by all sizes (a warm-up run at a hundredth of the smallest size comes first, dropped). Prints each step's seconds summed over the days, per size; the growth exponent
 log(t_last / t_first) / log(events_last / events_first) per step and overall; and the target:
 time ratio from the smallest to the largest size at most 1.1 x the event ratio.
 """
@@ -65,7 +65,7 @@ def main() -> None:
     spark = build_session(load_config(overrides=overrides).spark)
     sizes = sorted(args.events)
     results = []
-    for i, events in enumerate([max(10_000, sizes[0] // 10), *sizes]):
+    for i, events in enumerate([max(10_000, sizes[0] // 100), *sizes]):
         tick = time.perf_counter()
         written, seconds = run_size(spark, events, args.days, Path(args.workdir) / f"e{events}", overrides)
         print(f"{written:,} events over {args.days} days: chain {sum(seconds.values()):.1f} s "
