@@ -11,8 +11,9 @@ from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from setlist.config import ExperimentConfig, ExperimentsConfig
 from setlist.experiments.analysis import (
-    RESULT_COLUMNS, ExperimentDataError, analyze, cuped_adjust, cuped_theta, effects_plot,
-    relative_difference, report_markdown, sample_ratio_check, welch_difference)
+    RESULT_COLUMNS, ExperimentDataError, analyze, cuped_adjust, cuped_theta, relative_difference,
+    sample_ratio_check, welch_difference)
+from setlist.experiments.report import effects_plot, report_markdown
 
 CFG = ExperimentsConfig(metrics=["minutes_played", "streams"])
 AB = ExperimentConfig(name="home_ranker", salt="s", allocation={"control": 0.5, "treatment": 0.5},

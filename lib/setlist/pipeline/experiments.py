@@ -27,7 +27,8 @@ from pyspark.sql import types as T
 from setlist import lake, tracking
 from setlist.config import ExperimentConfig, SetlistConfig
 from setlist.experiments.analysis import (
-    RESULT_COLUMNS, analyze_moments, effects_plot, report_markdown, sample_ratio_from_counts, users_per_variant)
+    RESULT_COLUMNS, analyze_moments, sample_ratio_from_counts, users_per_variant)
+from setlist.experiments.report import effects_plot, report_markdown
 from setlist.experiments.assignment import assign_users
 from setlist.experiments.outcomes import analysis_window, user_outcomes, variant_moments
 
