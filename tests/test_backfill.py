@@ -44,6 +44,9 @@ def test_failure_mid_range_stops_there_and_rerun_resumes_from_that_day(spark, ma
     # Every step of the chain wrote each day exactly once, and the marker names the steps run.
     for step in steps.chain(cfg):
         for table in step.output_tables(cfg):
+            if step.name == "train_ranker":  # three days are too few history to train: it skipped
+                assert not lake.table_exists(spark, cfg, table)
+                continue
             assert days_written(cfg, table, -1) == DAYS, table
     runs = DeltaTable(lake.table_path(cfg, "pipeline_runs")).to_pandas()
     assert set(runs.steps) == {",".join(s.name for s in steps.chain(cfg) if s.name != "mark_complete")}
