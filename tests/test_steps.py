@@ -78,6 +78,7 @@ def ran(monkeypatch):
 
     monkeypatch.setattr(steps.Step, "function", recorder)
     monkeypatch.setattr(daily.lake, "last_write_rows", lambda spark, cfg, table: 0)
+    monkeypatch.setattr(daily.lake, "table_exists", lambda spark, cfg, table: True)
     monkeypatch.setattr(daily, "completed_days", lambda spark, cfg: set())
     return calls
 
