@@ -26,8 +26,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -45,6 +45,8 @@ LABEL = "label"
 GROUP_KEYS = ["user_id", "surface"]
 # Hash range the group sample maps onto [0, 1).
 _HASH_BUCKETS = 2 ** 31
+
+
 # --------------------------------------------------------------------------- labels (Spark)
 
 def event_grade(cfg: RankingConfig, rewards: RewardsConfig) -> Column:
@@ -220,10 +222,6 @@ def model_key(model_text: str) -> str:
     return hashlib.sha256(model_text.encode()).hexdigest()[:24]
 
 
-def worker_booster(model_text: str) -> lgb.Booster:
-    return _worker_scorer(model_key(model_text), lambda: lgb.Booster(model_str=model_text))
-
-
 def _worker_scorer(key: str, build):
     if key not in _WORKER_SCORERS:
         _WORKER_SCORERS.clear()  # one model at a time: a worker never holds old versions
@@ -235,7 +233,6 @@ def _worker_scorer(key: str, build):
 class CompiledRanker:
     """A booster compiled to native code by lleaves (same scores as ``predict``, several times
     faster): the model text and object file, shipped to executors with ``SparkContext.addFile``."""
-    key: str
     model_file: str
     object_file: str
 
@@ -259,7 +256,7 @@ def compile_ranker(spark, model_text: str, folder: str, target_cpu: str | None) 
         partial.rename(object_file)  # a crashed compile never leaves a half-written object
     for path in (model_file, object_file):
         spark.sparkContext.addFile(str(path))
-    return CompiledRanker(key, model_file.name, object_file.name)
+    return CompiledRanker(model_file.name, object_file.name)
 
 
 def _compiled_predictor(ranker: CompiledRanker):

@@ -120,6 +120,7 @@ def score_by_model(spark: SparkSession, cfg: SetlistConfig, union: DataFrame, in
     default = cfg.publish.model_version if champion is None else str(champion)
     versions = sorted({row[0] for row in serving.select("model_version").distinct().collect()} | {default})
     features = None
+    compiled_scoring = None  # decided once, for the first version that is a model
     parts = []
     for version in versions:
         assigned = serving.where(F.col("model_version") == version).drop("model_version")
@@ -137,8 +138,10 @@ def score_by_model(spark: SparkSession, cfg: SetlistConfig, union: DataFrame, in
                 features = champion_features(spark, cfg, union, interactions, ds)
             booster = tracking.load_ranker(cfg, int(version))
             text = booster.model_to_string()
+            if compiled_scoring is None:
+                compiled_scoring = compiles(cfg, union)
             compiled = (compile_ranker(spark, text, cfg.paths.compiled_models, cfg.publish.compiled_target_cpu)
-                        if compiles(cfg, union) else None)
+                        if compiled_scoring else None)
             scored = score_candidates(features.join(who.select("user_id"), on="user_id", how="left_semi"),
                                       text, booster.feature_name(), compiled)
         parts.append(scored.join(who, on="user_id", how="inner").withColumn("model_version", F.lit(version)))
