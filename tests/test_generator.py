@@ -5,11 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from setlist import generator, lake
 from setlist.config import EventsConfig, GeneratorConfig
+from setlist.errors import ConfigError
 
 DS = "2026-11-03"
 REPO = Path(__file__).resolve().parents[1]
@@ -41,8 +43,31 @@ def calib_day(calib_cfg, calib_world) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def calib_stats(calib_cfg, calib_day) -> dict[str, float]:
-    return generator.realism_stats(calib_day, calib_cfg)
+def calib_stats(calib_cfg, calib_day, calib_world) -> dict[str, float]:
+    return generator.realism_stats(calib_day, calib_cfg, calib_world)
+
+
+@pytest.fixture(scope="module")
+def default_week_stats() -> dict[str, float]:
+    cfg = GeneratorConfig()
+    world = generator.build_world(cfg)
+    week = pd.concat([generator.generate_day(cfg, f"2026-11-0{d}", world) for d in range(1, 8)],
+                     ignore_index=True)
+    return generator.realism_stats(week, cfg, world)
+
+
+def _with_sessions(events: pd.DataFrame, gap_minutes: float = 30) -> pd.DataFrame:
+    """Events sorted by user and time with a ``session`` number (a new one after a gap)."""
+    stop = pd.to_datetime(events["ts"], utc=True, format="ISO8601")
+    frame = events.assign(stop=stop, start=stop - pd.to_timedelta(events["ms_played"], unit="ms"))
+    frame = frame.sort_values(["user_id", "stop"], kind="stable").reset_index(drop=True)
+    new_user = frame["user_id"].ne(frame["user_id"].shift())
+    gap = frame["start"] - frame["stop"].shift()
+    return frame.assign(session=(new_user | (gap > pd.Timedelta(minutes=gap_minutes))).cumsum())
+
+
+def _index(ids: pd.Series) -> np.ndarray:
+    return ids.str.slice(1).astype(int).to_numpy()
 
 
 # --- determinism ---------------------------------------------------------------------
@@ -172,6 +197,130 @@ def test_saves_are_likelier_on_completed_plays(calib_day):
     assert calib_day.loc[~early, "saved"].mean() > 2 * calib_day.loc[early, "saved"].mean()
 
 
+# Tolerances of a generated day (4,000 users, about 57,000 plays) against REALISM.md and the
+# configured assumptions. The surface targets average above the overall 48.6 % the overall
+# share is pinned to, so surfaces sit up to about 0.04 below theirs.
+OVERALL_SKIP_TOLERANCE = 0.02
+SURFACE_SKIP_TOLERANCE = 0.045
+POSITION_SKIP_TOLERANCE = 0.04
+SESSION_LENGTH_TOLERANCE = 0.1  # relative; a day's end cuts the last sessions short
+SAVES_PER_STREAM = (0.015, 0.035)  # REALISM: "a few percent (about 2-3 %)"
+# A week at the default size against REALISM's year figure (25 % of the catalogue unplayed).
+UNPLAYED_TOLERANCE = 0.08
+
+
+def test_day_marginals_match_realism_within_stated_tolerances(calib_cfg, calib_stats):
+    assert calib_stats["early_end_share"] == pytest.approx(calib_cfg.skip_rate_target, abs=OVERALL_SKIP_TOLERANCE)
+    for surface, rate in calib_cfg.surface_skip.items():
+        assert calib_stats[f"skip_rate_surface_{surface}"] == pytest.approx(rate, abs=SURFACE_SKIP_TOLERANCE), surface
+    assert calib_stats["skip_rate_position_1"] == pytest.approx(calib_cfg.first_track_skip,
+                                                                abs=POSITION_SKIP_TOLERANCE)
+    assert calib_stats["skip_rate_position_4plus"] == pytest.approx(calib_cfg.plateau_skip,
+                                                                    abs=POSITION_SKIP_TOLERANCE)
+    assert calib_stats["mean_session_length"] == pytest.approx(calib_cfg.session_length_mean,
+                                                               rel=SESSION_LENGTH_TOLERANCE)
+    low, high = calib_cfg.repeat_share_range
+    assert low <= calib_stats["repeat_share"] <= high
+    assert SAVES_PER_STREAM[0] <= calib_stats["saves_per_stream"] <= SAVES_PER_STREAM[1]
+
+
+def test_a_default_week_keeps_a_long_tail(default_week_stats):
+    cfg = GeneratorConfig()
+    assert default_week_stats["catalogue_unplayed_share"] == pytest.approx(cfg.catalogue_unplayed_target,
+                                                                           abs=UNPLAYED_TOLERANCE)
+    assert default_week_stats["top_1pct_played_tracks_share"] > 0.2
+
+
+def test_home_plays_more_new_artists_than_any_other_surface(calib_cfg, calib_stats):
+    others = [calib_stats[f"new_artist_share_{s}"] for s in calib_cfg.surface_mix if s != "home"]
+    assert calib_stats["new_artist_share_home"] > max(others) + 0.1
+
+
+def test_now_playing_continues_with_successors(calib_stats):
+    assert calib_stats["next_is_successor_share_now_playing"] > 0.7
+    assert calib_stats["next_is_successor_share_now_playing"] > 3 * calib_stats["next_is_successor_share_library"]
+
+
+def test_radio_sessions_stay_near_their_seed_artist(calib_world, calib_day):
+    """Share of a session's plays on its most played artist or that artist's similar artists."""
+    frame = _with_sessions(calib_day).assign(artist=lambda f: _index(f["artist_id"]))
+    sizes = frame.groupby("session")["artist"].transform("size")
+    frame = frame[sizes >= 5]
+    modal = frame.groupby("session")["artist"].agg(lambda a: a.value_counts().index[0])
+    centre = modal.loc[frame["session"]].to_numpy()
+    near = ((frame["artist"].to_numpy() == centre)
+            | (calib_world.catalogue.similar_artists[centre] == frame["artist"].to_numpy()[:, None]).any(axis=1))
+    share = pd.Series(near).groupby(frame["surface"].to_numpy()).mean()
+    assert share["radio"] > 0.7
+    assert share["radio"] > share["library"] + 0.3
+
+
+def test_transitions_follow_the_successors_one_way(calib_world, calib_day):
+    frame = _with_sessions(calib_day)
+    track = _index(frame["track_id"])
+    same = frame["session"].to_numpy()[1:] == frame["session"].to_numpy()[:-1]
+    steps = pd.Series(1, index=pd.MultiIndex.from_arrays([track[:-1][same], track[1:][same]]))
+    counts = steps.groupby(level=[0, 1]).sum().to_dict()
+    successors = calib_world.catalogue.successors
+    relation = {(t, int(s)) for t in range(len(successors)) for s in successors[t]}
+    one_way = [(t, s) for t, s in relation if (s, t) not in relation]
+    forward = sum(counts.get(pair, 0) for pair in one_way)
+    backward = sum(counts.get((s, t), 0) for t, s in one_way)
+    assert forward > 1000
+    assert forward > 4 * backward
+
+
+def test_true_affinity_rises_with_completion_and_saves(calib_cfg, calib_day):
+    affinity = generator.true_affinity_of(calib_cfg, calib_day["user_id"], calib_day["track_id"])
+    completed = (calib_day["ms_played"] == calib_day["track_duration_ms"]).to_numpy()
+    assert np.corrcoef(affinity, completed)[0, 1] > 0.2
+    high = affinity >= np.quantile(affinity, 0.75)
+    low = affinity <= np.quantile(affinity, 0.25)
+    assert calib_day["saved"].to_numpy()[high].mean() > 3 * calib_day["saved"].to_numpy()[low].mean()
+    assert completed[high].mean() > completed[low].mean() + 0.2
+
+
+def test_true_affinity_of_reads_ids_and_gives_nan_for_unknown_ones(small_cfg):
+    world = generator.build_world(small_cfg)
+    user = world.users.favourite_artists[3]  # user 3's favourite artists
+    fav_track = int(np.flatnonzero(world.catalogue.track_artist == user[0])[0])
+    got = generator.true_affinity_of(small_cfg, ["u0000003", "u0000003", "u9999999", "x1", "u0000001"],
+                                     [f"t{fav_track:07d}", "t0000000", "t0000000", "t0000000", "tt"])
+    expected = generator.true_affinity(world, np.array([3, 3]), np.array([fav_track, 0]))
+    np.testing.assert_allclose(got[:2], expected)
+    assert np.isnan(got[2:]).all()
+    taste = world.users.taste[3]
+    genre = world.catalogue.track_genre[fav_track]
+    assert expected[0] >= taste[genre] / taste.max() + small_cfg.affinity_favourite_bonus - 1e-6
+
+
+def test_the_successor_structure_is_fixed_per_seed_and_follows_album_order(small_cfg):
+    cat = generator.build_catalogue(small_cfg)
+    again = generator.build_catalogue(small_cfg)
+    np.testing.assert_array_equal(cat.successors, again.successors)
+    np.testing.assert_array_equal(cat.similar_artists, again.similar_artists)
+    has_next = np.flatnonzero(cat.track_artist[:-1] == cat.track_artist[1:])
+    assert (cat.successors[has_next, 0] == has_next + 1).all()
+    assert (cat.artist_genre[cat.similar_artists] == cat.artist_genre[:, None]).all()
+    genre_slots = cat.successors[:, small_cfg.successors_album:]
+    assert (cat.track_genre[genre_slots] == cat.track_genre[:, None]).all()
+
+
+@pytest.mark.parametrize("shares, message", [
+    ({"home": {"discovry": 0.1}}, "unknown sources"),
+    ({"radio": {"radio_seed": 0.6, "radio_similar": 0.6}}, "at most 1"),
+])
+def test_bad_surface_sources_are_named(shares, message):
+    with pytest.raises(ConfigError, match=f"generator.surface_sources.*{message}"):
+        GeneratorConfig(surface_sources=shares)
+
+
+def test_exploration_varies_by_user_around_its_mean(calib_cfg, calib_world):
+    exploration = calib_world.users.exploration
+    assert exploration.mean() == pytest.approx(calib_cfg.exploration_mean, abs=0.02)
+    assert exploration.std() > 0.1
+
+
 # --- realism_stats on a hand-built frame ---------------------------------------------
 
 def _hand_frame() -> pd.DataFrame:
@@ -217,10 +366,37 @@ def test_realism_stats_match_a_hand_computation():
         "saves_per_stream": 1 / 9,
         "skipped_flag_disagreement": 1 / 9,
         "top_1pct_played_tracks_share": 3 / 9,  # t1, the most played of 6 tracks
+        "mean_session_length": 9 / 3,
+        # "t1" to "t6" parse to catalogue rows 1 to 6 of the default world.
+        "catalogue_unplayed_share": 1 - 6 / generator.build_world(GeneratorConfig()).catalogue.n_tracks,
     }
-    assert stats.keys() == expected.keys()
+    world_keys = {f"{stat}_{surface}" for stat in ("new_artist_share", "next_is_successor_share")
+                  for surface in ("home", "radio", "library")}
+    assert stats.keys() == expected.keys() | world_keys
     for key, value in expected.items():
         assert stats[key] == pytest.approx(value), key
+
+
+def test_world_statistics_of_hand_built_plays():
+    cfg = GeneratorConfig(n_users=50)
+    world = generator.build_world(cfg)
+    cat = world.catalogue
+    # User 0 plays a favourite's first track, its album successor, then a track of an artist
+    # that is neither a favourite nor among that successor's successors.
+    favourite = next(a for a in world.users.favourite_artists[0] if (cat.track_artist == a).sum() >= 2)
+    first = int(np.flatnonzero(cat.track_artist == favourite)[0])
+    second = int(cat.successors[first, 0])
+    third = next(t for t in range(cat.n_tracks) if cat.track_artist[t] not in world.users.favourite_artists[0]
+                 and t not in cat.successors[second])
+    frame = pd.DataFrame({
+        "user_id": "u0000000", "track_id": [f"t{t:07d}" for t in (first, second, third)],
+        "ts": [f"{DS}T10:0{m}:00.000Z" for m in (1, 2, 3)], "ms_played": 30_000,
+        "track_duration_ms": 200_000, "platform": "mobile", "surface": "now_playing",
+        "saved": False, "skipped": True})
+    stats = generator.realism_stats(frame, cfg, world)
+    assert stats["new_artist_share_now_playing"] == pytest.approx(1 / 3)
+    assert stats["next_is_successor_share_now_playing"] == pytest.approx(1 / 2)
+    assert stats["catalogue_unplayed_share"] == pytest.approx(1 - 3 / cat.n_tracks)
 
 
 def test_session_gap_is_configurable():
@@ -237,6 +413,8 @@ def test_realism_report_shows_each_figure_beside_its_target():
     assert line.split()[1:] == [f"{5 / 9:.3f}", f"{cfg.skip_rate_target:.3f}"]
     line = next(l for l in report.splitlines() if l.startswith("skip_rate_mobile "))
     assert line.split()[1:] == ["0.500", f"{cfg.platform_skip['mobile']:.3f}"]
+    line = next(l for l in report.splitlines() if l.startswith("mean_session_length "))
+    assert line.split()[1:] == ["3.000", f"{cfg.session_length_mean:.1f}"]
 
 
 # --- writing raw days ----------------------------------------------------------------

@@ -135,12 +135,17 @@ class GeneratorConfig(Section):
     activity_sigma: float = Field(default=1.0, ge=0)
     # Session lengths are geometric with this mean, so at least one play.
     session_length_mean: float = Field(default=12.0, ge=1)
-    track_popularity_zipf: float = Field(default=1.1, ge=0)
+    # Zipf exponent of artist popularity and of rank within the artist; calibrated so a generated
+    # week at the default size leaves about catalogue_unplayed_target of the tracks unplayed.
+    track_popularity_zipf: float = Field(default=1.45, ge=0)
     # Dirichlet concentration of each user's genre taste.
     genre_concentration: float = Field(default=0.3, gt=0)
     favourite_artists: int = Field(default=12, ge=1)
     core_tracks: int = Field(default=40, ge=1)
-    # Share of plays that repeat a track from the user's heavy rotation (Benson 2016: 15-59 %).
+    # The base mix of track sources, shared by every surface for the plays its own
+    # surface_sources leave over (assumptions, tuned so repeat_share lands in REALISM's range):
+    # core tracks (heavy rotation, the source of repeats; Benson 2016: 15-59 % repeats),
+    # favourite artists, explore_share (global popularity), the rest by taste.
     repeat_share: Share = 0.35
     favourite_artist_share: Share = 0.30
     # Skips (REALISM.md): 48.6 % end early; within 5/10/30 s: 24/29/35 % of all plays.
@@ -179,8 +184,8 @@ class GeneratorConfig(Section):
     min_session_gap_minutes: float = Field(default=45.0, ge=0)
     inter_play_gap_s_mean: float = Field(default=1.5, ge=0)
     shuffle_share: Share = 0.45
-    # --- Track choice ---
-    # Plays picked from global popularity regardless of taste (home, radio, charts).
+    # --- Track choice (assumptions: no published figures) ---
+    # Base-mix plays picked from global popularity regardless of taste; scaled by exploration.
     explore_share: Share = 0.12
     # Core tracks are played in a Zipf rotation: the first few far more often.
     core_rotation_zipf: float = Field(default=1.0, ge=0)
@@ -188,6 +193,43 @@ class GeneratorConfig(Section):
     core_from_favourites: Share = 0.5
     # A play is off-taste when the user's taste weight for the track's genre is below this.
     off_taste_weight: Share = 0.05
+    # Per surface, the shares of its plays from the surface's own sources (the rest follows the
+    # base mix): successor = a successor of the previous track (album order or genre neighbour),
+    # discovery = an artist new to the user in one of their top genres (scaled by exploration),
+    # radio_seed / radio_similar = the session's seed artist / one of its similar artists.
+    surface_sources: dict[str, dict[str, Share]] = Field(default_factory=lambda: {
+        "home": {"discovery": 0.50, "successor": 0.05},
+        "now_playing": {"successor": 0.75},
+        "search": {"successor": 0.10},
+        "library": {"successor": 0.05},
+        "playlist": {"successor": 0.15},
+        "radio": {"radio_seed": 0.40, "radio_similar": 0.40, "successor": 0.10}})
+    # Each track's successors, fixed per seed: the next tracks of its artist in album order
+    # (genre neighbours where the album ends), then popularity-weighted tracks of its genre.
+    successors_album: int = Field(default=2, ge=0)
+    successors_genre: int = Field(default=3, ge=0)
+    # Share of successor picks that go to the album slots (the rest to the genre slots).
+    successor_album_weight: Share = 0.6
+    # Similar artists per artist (same genre, popularity weighted, fixed per seed).
+    similar_artists: int = Field(default=4, ge=1)
+    # A session keeps a mood genre (radio: its seed artist's); taste, favourite and discovery
+    # picks stay in it with this probability.
+    mood_stickiness: Share = 0.7
+    # A radio session's seed is a favourite artist with this probability, else a mood-genre artist.
+    radio_seed_favourite_share: Share = 0.5
+    # Discovery draws its genre (outside the mood) from the user's top genres and an artist there
+    # by popularity, redrawn up to discovery_redraws times while the user knows it (favourite or
+    # core): new to the user, yet popular, so the catalogue's tail stays unplayed.
+    discovery_top_genres: int = Field(default=3, ge=1)
+    discovery_redraws: int = Field(default=20, ge=0)
+    # Per-user exploration propensity ~ Beta(mean, concentration); it scales the discovery and
+    # explore shares by propensity / mean, so the mean shares stay as configured.
+    exploration_mean: Probability = 0.3
+    exploration_concentration: float = Field(default=4.0, gt=0)
+    # The generator's true preference (true_affinity): the user's taste for the track's genre
+    # relative to their top genre, plus these bonuses for a favourite artist and a core track.
+    affinity_favourite_bonus: NonNegative = 0.5
+    affinity_core_bonus: NonNegative = 0.5
     # --- Skips ---
     # Skip rate by platform and by surface; surfaces map to MSSD contexts (assumption):
     # home=personalized playlist, now_playing/playlist=editorial playlist, search=catalog,
@@ -200,9 +242,17 @@ class GeneratorConfig(Section):
     plateau_position: int = Field(default=4, ge=1)
     # Skips after 30 s end at a steady (exponential) hazard with this mean, cut at the track end.
     late_skip_scale_s: float = Field(default=120.0, gt=0)
+    # Log-odds lifts of a skip by fit (assumptions), centred within each (surface, position)
+    # so the calibrated rates above still hold: per unit of true affinity; per unit of session
+    # fit (share of the mood genre and the session's earlier plays in the track's genre); for a
+    # track that is a successor of the previous one.
+    affinity_skip_logit: float = -1.2
+    session_fit_skip_logit: float = -1.0
+    successor_skip_logit: float = -0.4
     # --- Saves: log-odds lifts, the base is solved so the mean is save_rate ---
     save_completed_logit: float = 1.5
     save_on_taste_logit: float = 0.8
+    save_affinity_logit: float = 0.8
     # --- reason_start (assumption) ---
     # The first play of a session starts for one of these reasons; a later play starts with
     # the previous play's reason_end when it is one of carry_over_reasons, else from this mix.
@@ -218,9 +268,23 @@ class GeneratorConfig(Section):
     stats_session_gap_minutes: float = Field(default=30.0, gt=0)
     skips_per_hour_target: float = Field(default=14.7, gt=0)
     repeat_share_range: list[Share] = Field(default_factory=lambda: [0.15, 0.59], min_length=2, max_length=2)
+    # REALISM.md: about 25 % of tracks unplayed in a year (the report shows a generated week's).
+    catalogue_unplayed_target: Share = 0.25
+
+    SURFACE_SOURCES: ClassVar[tuple[str, ...]] = ("successor", "discovery", "radio_seed", "radio_similar")
 
     @model_validator(mode="after")
     def _check_shapes(self) -> "GeneratorConfig":
+        for surface, shares in self.surface_sources.items():
+            unknown = sorted(set(shares) - set(self.SURFACE_SOURCES))
+            if unknown:
+                raise _invalid(f"generator.surface_sources.{surface}",
+                               f"unknown sources {unknown}, expected some of {list(self.SURFACE_SOURCES)}")
+            if sum(shares.values()) > 1 + 1e-9:  # a rounding slack, so 0.7 + 0.2 + 0.1 passes
+                raise _invalid(f"generator.surface_sources.{surface}",
+                               f"the shares must add up to at most 1, got {sum(shares.values())}")
+        if self.successors_album + self.successors_genre < 1:
+            raise _invalid("generator.successors_album", "successors_album + successors_genre must be >= 1")
         within = [self.skip_within_5s, self.skip_within_10s, self.skip_within_30s, self.skip_rate_target]
         if within != sorted(within):
             raise _invalid("generator.skip_within_5s/10s/30s", f"the cumulative skip shares must grow up to "
