@@ -40,6 +40,7 @@ def main() -> None:
                .crossJoin(spark.createDataFrame([(PRE_DAY,), (DAY,)], "ds string"))
                .select(user.alias("user_id"), F.to_timestamp(F.col("ds")).alias("ts"),
                        (F.lit(10_000) + F.pmod(F.hash("ds", "id"), F.lit(120_000))).alias("ms_played"),
+                       F.lit(210_000).cast("long").alias("track_duration_ms"), F.lit("fwdbtn").alias("reason_end"),
                        (F.col("id") % 3 == 0).alias("skipped"), (F.col("id") % 5 == 0).alias("saved"),
                        F.lit("home").alias("surface"), "ds"))
     lake.replace_table(listens, cfg, cfg.tables.listens, "listens")
@@ -49,7 +50,7 @@ def main() -> None:
     # What the step did before: every exposed user's outcomes to the driver.
     per_user = user_outcomes(lake.read_table(spark, cfg, cfg.tables.listens),
                              lake.read_table(spark, cfg, cfg.tables.experiment_assignments, DAY),
-                             cfg.experiments.experiments[0], cfg.experiments, DAY)
+                             cfg.experiments.experiments[0], cfg.experiments, cfg.rewards, DAY)
     try:
         per_user.toPandas()
         error = None

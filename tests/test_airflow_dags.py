@@ -24,7 +24,8 @@ AIRFLOW_PYTHON = REPO / ".venv-airflow" / "bin" / "python"
 DAY = "2026-11-01"
 EXPECTED_EDGES = [["assign_experiments", "publish"], ["candidates", "train_ranker"], ["ingest", "assign_experiments"],
                   ["ingest", "interactions"], ["interactions", "candidates"], ["publish", "analyze_experiment"],
-                  ["train_ranker", "publish"], ["candidates", "publish"], ["analyze_experiment", "mark_complete"]]
+                  ["train_ranker", "publish"], ["candidates", "publish"], ["analyze_experiment", "mark_complete"],
+                  ["ingest", "next_tracks"], ["next_tracks", "mark_complete"]]
 
 
 def airflow_env(home: Path, conf: list[Path]) -> dict[str, str]:

@@ -48,7 +48,8 @@ def as_listens(events: pd.DataFrame) -> pd.DataFrame:
     """Simulated events in the listens layout the outcome metrics read."""
     return pd.DataFrame({
         "user_id": events.user_id, "ts": events.ts, "ms_played": events.ms_played,
-        "skipped": events.skipped, "saved": events.saved,
+        "track_duration_ms": 210_000, "skipped": events.skipped, "saved": events.saved,
+        "reason_end": np.where(events.skipped, "fwdbtn", "trackdone"),
         "surface": np.where(events.from_recommendation, "home", "library"),
         "ds": events.ts.dt.strftime("%Y-%m-%d")})
 
@@ -91,13 +92,15 @@ def test_outcomes_aggregate_the_simulated_minutes_per_period(spark, simulated):
     cfg, experiment, users, events, _ = simulated
     listens = lake.read_table(spark, cfg, cfg.tables.listens)
     assignments = lake.read_table(spark, cfg, cfg.tables.experiment_assignments, LAST_DAY)
-    outcomes = user_outcomes(listens, assignments, experiment, cfg.experiments, LAST_DAY).toPandas()
+    outcomes = user_outcomes(listens, assignments, experiment, cfg.experiments, cfg.rewards, LAST_DAY).toPandas()
     seen = users[users.user_id.isin(set(events.user_id))].set_index("user_id")
     outcomes = outcomes.set_index("user_id").loc[seen.index]
     np.testing.assert_allclose(outcomes.minutes_played, seen.minutes_played, rtol=1e-12)
     np.testing.assert_allclose(outcomes.minutes_played_pre, seen.minutes_played_pre, rtol=1e-12)
     post = as_listens(events).query("ds >= @START")
-    expected_skips = post.groupby("user_id").skipped.sum().reindex(seen.index, fill_value=0)
+    # The interaction matrix's early skip: flagged and ended before the listen threshold.
+    early = post.skipped & (post.ms_played < 30_000)
+    expected_skips = early.groupby(post.user_id).sum().reindex(seen.index, fill_value=0)
     expected_streams = (post.ms_played >= 30_000).groupby(post.user_id).sum().reindex(seen.index, fill_value=0)
     rec = post[post.surface == "home"].groupby("user_id").ms_played.sum().reindex(seen.index, fill_value=0)
     np.testing.assert_array_equal(outcomes.skips, expected_skips)
@@ -115,7 +118,7 @@ def test_outcomes_give_zero_to_assigned_users_without_listening(spark, make_cfg)
     assignments = spark.createDataFrame(
         [("home_ranker", "u1", "control"), ("home_ranker", "u2", "treatment"), ("home_ranker", "u3", "control"),
          ("other", "u4", "control")], "experiment string, user_id string, variant string")
-    actual = user_outcomes(listens, assignments, cfg.experiments.experiments[0], cfg.experiments, "2026-11-10")
+    actual = user_outcomes(listens, assignments, cfg.experiments.experiments[0], cfg.experiments, cfg.rewards, "2026-11-10")
     expected = spark.createDataFrame(
         [("u1", "control", 1.0, 2.0), ("u2", "treatment", 0.5, 0.0), ("u3", "control", 0.0, 0.0)],
         "user_id string, variant string, minutes_played double, minutes_played_pre double")

@@ -9,7 +9,7 @@ from sklearn.metrics import ndcg_score
 
 from setlist.errors import GateRefused
 from setlist.events import LISTENS_SCHEMA
-from setlist.ranking import cap_groups, gate, graded_labels, ranking_metrics
+from setlist.ranking import cap_groups, gate, graded_labels, ranking_metrics, surface_labels
 
 CUTOFF = dt.datetime(2026, 11, 4)
 
@@ -88,3 +88,14 @@ def test_gate_promotes_within_tolerance_and_refuses_below_naming_both_metrics():
     assert gate(0.295, 0.30, 0.01, "ndcg_at_10").promoted
     with pytest.raises(GateRefused, match=r"new model ndcg_at_10 0\.2500 < champion ndcg_at_10 0\.3000"):
         gate(0.25, 0.30, 0.01, "ndcg_at_10")
+
+
+def test_each_surface_grades_by_its_own_definition(spark, make_cfg):
+    cfg = make_cfg().ranking  # now_playing: only a completed next track (grade 3) counts
+    labels = spark.createDataFrame([("u1", "now_playing", "t1", 2), ("u1", "now_playing", "t2", 3),
+                                    ("u1", "now_playing", "t3", 0), ("u1", "home", "t1", 2)],
+                                   "user_id string, surface string, track_id string, label int")
+    wanted = spark.createDataFrame([("u1", "now_playing", "t1", 1), ("u1", "now_playing", "t2", 3),
+                                    ("u1", "now_playing", "t3", 0), ("u1", "home", "t1", 2)],
+                                   "user_id string, surface string, track_id string, label int")
+    assert_df_equality(surface_labels(labels, cfg), wanted, ignore_row_order=True, ignore_nullable=True)

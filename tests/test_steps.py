@@ -15,7 +15,7 @@ from setlist.config import TablesConfig, load_config
 from setlist.errors import ConfigError, IngestError
 from setlist.pipeline import daily, train_ranker
 
-CHAIN = ["ingest", "interactions", "candidates", "assign_experiments", "train_ranker", "publish",
+CHAIN = ["ingest", "interactions", "candidates", "next_tracks", "assign_experiments", "train_ranker", "publish",
          "analyze_experiment", "mark_complete"]
 DAY = "2026-11-07"
 REPO = Path(__file__).resolve().parents[1]

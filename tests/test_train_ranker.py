@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from setlist import generator, lake, ranking, tracking
+from setlist import generator, lab, lake, ranking, tracking
 from setlist.candidates.own_artists import own_artists_candidates
 from setlist.candidates.popularity import popularity_candidates
 from setlist.candidates.union import union_candidates
 from setlist.events import LISTENS_SCHEMA
 from setlist.features import SURFACE_CODE, feature_columns
 from setlist.interactions import build_interactions
+from setlist.config import load_config
+from setlist.pipeline import lab as lab_step
 from setlist.pipeline import publish, train_ranker
 
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
@@ -170,3 +172,35 @@ def test_a_days_frame_is_kept_and_reused_until_its_candidates_are_rewritten(spar
     rebuilt = train_ranker.day_frame(spark, cfg, day, "keep-c")
     assert lake.history(spark, cfg, cfg.tables.ranker_frames).count() == commits + 1  # stale: rebuilt
     pd.testing.assert_frame_equal(first, rebuilt)  # same candidates, same frame
+
+
+def test_lab_runs_variants_on_the_ranker_split_and_logs_a_parent_with_children(spark, lake_days):
+    cfg, overrides = lake_days, lake_days_overrides(lake_days)
+    variants = [lab_step.parse_variant("noise:lab.signals=[noise]"),
+                lab_step.parse_variant("saves5:rewards.save_weight=5")]
+    lifts, best = lab_step.run(spark, cfg, None, overrides, variants, DAYS[-1], "lab-test")
+    assert {(x.variant, x.surface) for x in lifts} >= {("noise", lab.ALL_SURFACES), ("saves5", lab.ALL_SURFACES)}
+    assert all(x.users > 0 and np.isfinite(x.lift) for x in lifts)
+    assert best in (None, "noise", "saves5")
+    # The reward variant got its own interactions and candidates; the lake's are untouched.
+    assert lake.table_exists(spark, cfg, "lab_saves5_candidates")
+    assert not lake.table_exists(spark, cfg, "lab_noise_candidates")
+    mlflow.set_tracking_uri(cfg.paths.mlflow_tracking_uri)
+    runs = mlflow.search_runs(experiment_names=[cfg.tracking.experiment_name], filter_string="tags.step = 'lab'")
+    parent = runs.iloc[0]
+    children = mlflow.search_runs(experiment_names=[cfg.tracking.experiment_name],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'")
+    assert sorted(children["tags.mlflow.runName"]) == [f"lab-{DAYS[-1]}-noise", f"lab-{DAYS[-1]}-saves5"]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.run_id)}
+    assert {"lift_by_surface.png", "lifts.json", "lifts.txt"} <= artifacts
+
+
+def lake_days_overrides(cfg):
+    """The overrides that rebuild ``test_train_ranker``'s config (the lab loads variants from them)."""
+    from conftest import TEST_OVERRIDES
+    overrides = TEST_OVERRIDES + SMALL + [f"paths.lake={cfg.paths.lake}",
+                                          f"paths.mlflow_tracking_uri={cfg.paths.mlflow_tracking_uri}",
+                                          f"paths.mlflow_artifacts={cfg.paths.mlflow_artifacts}",
+                                          f"paths.checkpoints={cfg.paths.lake}/../checkpoints"]
+    assert load_config(overrides=overrides).candidates == cfg.candidates
+    return overrides

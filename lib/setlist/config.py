@@ -104,6 +104,8 @@ class TablesConfig(Section):
     ranker_frames: TableName = "ranker_frames"
     # HetRec's social graph (user_id, friend_id), imported beside the play counts.
     user_friends: TableName = "user_friends"
+    # Per seed track, the ranked continuations a player looks up at play time.
+    next_tracks: TableName = "next_tracks"
 
 
 class EventsConfig(Section):
@@ -343,6 +345,16 @@ class PublishConfig(Section):
         return self.exclude_played.get(surface, False)
 
 
+class LabConfig(Section):
+    """The signal lab (``setlist lab``, setlist.lab): extra signals and the bootstrap."""
+    # Extra ranker features a variant can add: "noise" (no information, the control) and
+    # "true_affinity" (the generator's own preference; generated data only).
+    signals: list[Literal["noise", "true_affinity"]] = Field(default_factory=list)
+    seed: int = 20261201
+    bootstrap_resamples: int = Field(default=2000, ge=100)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+
+
 class TrackingConfig(Section):
     experiment_name: str = "setlist"
     model_name: str = "setlist-ranker"
@@ -410,7 +422,7 @@ class ExperimentsConfig(Section):
     # Per-user outcome metrics the analysis knows how to aggregate from listens
     # (setlist.experiments.outcomes); ``metrics`` picks among them.
     KNOWN_METRICS: ClassVar[tuple[str, ...]] = (
-        "minutes_played", "streams", "skips", "saves", "rec_minutes_played")
+        "minutes_played", "streams", "skips", "saves", "reward", "rec_minutes_played")
 
     alpha: Probability = 0.05
     # Sample-ratio mismatch is flagged below this chi-square p-value.
@@ -421,8 +433,6 @@ class ExperimentsConfig(Section):
     pre_suffix: str = "_pre"
     # CUPED covariate window: the pre_days days before an experiment's start_date.
     pre_days: int = Field(default=14, gt=0)
-    # A play counts as a stream once this long was heard.
-    stream_threshold_s: float = Field(default=30.0, ge=0)
     # rec_minutes_played: listening on the surfaces that show our recommendations.
     recommendation_surfaces: list[str] = Field(default_factory=lambda: ["home"])
     # An A/A holdout: both arms publish the champion (as conf/default.yaml ships it).
@@ -595,14 +605,29 @@ class EaseConfig(Section):
     top_n: int = Field(default=100, gt=0)
 
 
+class ContinuationConfig(Section):
+    """Directed next-track transitions (setlist.candidates.continuation): the ``next_tracks``
+    table and the ``continuation`` source."""
+    session_gap_minutes: float = Field(default=30.0, gt=0)
+    listen_threshold_s: float = Field(default=30.0, ge=0)
+    # Added to a seed's plays in the score's denominator: a seed seen twice is not a certainty.
+    shrinkage: float = Field(default=5.0, ge=0)
+    min_transitions: int = Field(default=2, ge=1)
+    tracks_per_seed: int = Field(default=50, gt=0)
+    seed_tracks: int = Field(default=20, gt=0)
+    exclude_played: bool = False
+    top_n: int = Field(default=100, gt=0)
+
+
 class CandidatesConfig(Section):
-    sources: list[Literal["als", "popularity", "colisten", "own_artists", "ease"]] = Field(
-        default_factory=lambda: ["als", "popularity", "colisten", "own_artists", "ease"], min_length=1)
+    sources: list[Literal["als", "popularity", "colisten", "own_artists", "ease", "continuation"]] = Field(
+        default_factory=lambda: ["als", "popularity", "colisten", "own_artists", "ease", "continuation"],
+        min_length=1)
     # Every source's top_n unless its own section sets one.
     top_n_per_source: int = Field(default=100, gt=0)
     # Publishing order until the ranker exists: earlier sources first.
     source_priority: list[str] = Field(
-        default_factory=lambda: ["als", "ease", "colisten", "own_artists", "popularity"])
+        default_factory=lambda: ["als", "ease", "colisten", "continuation", "own_artists", "popularity"])
     # Listens read by the step (popularity window, co-listening sessions).
     listens_lookback_days: int = Field(default=28, gt=0)
     als: AlsConfig = AlsConfig()
@@ -610,8 +635,10 @@ class CandidatesConfig(Section):
     colisten: ColistenConfig = ColistenConfig()
     own_artists: OwnArtistsConfig = OwnArtistsConfig()
     ease: EaseConfig = EaseConfig()
+    continuation: ContinuationConfig = ContinuationConfig()
 
-    SOURCE_SECTIONS: ClassVar[tuple[str, ...]] = ("als", "popularity", "colisten", "own_artists", "ease")
+    SOURCE_SECTIONS: ClassVar[tuple[str, ...]] = ("als", "popularity", "colisten", "own_artists", "ease",
+                                                  "continuation")
 
     @model_validator(mode="before")
     @classmethod
@@ -672,6 +699,14 @@ class RankingConfig(Section):
     label_gain: list[NonNegative] = Field(default_factory=lambda: [0.0, 1.0, 3.0, 7.0, 15.0])
     # Labels: events in [cutoff, cutoff + label_days).
     label_days: int = Field(default=1, gt=0)
+    # Per-surface labels: on a surface named here, an event must reach this grade to count (below
+    # it, grade_none). Now Playing continues a session: only a completed next track counts there.
+    # (Home's label is a track new to the user: played tracks are not its candidates, in training
+    # as in publishing, by publish.exclude_played.)
+    surface_min_grade: dict[str, int] = Field(default_factory=lambda: {"now_playing": 3})
+    # One model with the surface as a feature ("shared"), one model per publishing surface
+    # ("per_surface", served as one booster), or whichever scores better on the valid day ("auto").
+    layout: Literal["auto", "shared", "per_surface"] = "auto"
     # Candidates per (user, surface) query, best source rank first; LightGBM refuses > 10,000.
     max_group_size: int = Field(default=500, gt=1, lt=10_000)
     # Rows brought to the driver (pandas) per day: whole (user, surface) groups, sampled by hash.
@@ -774,6 +809,7 @@ class SetlistConfig(Section):
     airflow: AirflowConfig = AirflowConfig()
     features: FeaturesConfig = FeaturesConfig()
     ranking: RankingConfig = RankingConfig()
+    lab: LabConfig = LabConfig()
 
     @model_validator(mode="after")
     def _check_surfaces(self) -> "SetlistConfig":

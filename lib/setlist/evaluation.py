@@ -39,7 +39,7 @@ from pyspark.sql import functions as F
 
 from setlist.config import EvaluationConfig, RewardsConfig
 from setlist.errors import SetlistError
-from setlist.interactions import listened_past
+from setlist.rewards import listened_past
 
 UNION = "union"
 # Hash range the per-user hold-out maps onto [0, 1).

@@ -15,7 +15,11 @@ so a feature cannot see what happened after the candidates were made. Output gro
   score over the user's best score of that source: scores of one source are comparable within
   a user, not across users or history sizes) and ``n_sources``;
 - side information (``setlist.side_features``, when ``features.tags`` / ``features.friends``);
-- context: ``surface_code`` = the surface's index in ``events.surfaces`` (a categorical).
+- session context (``ctx_``), from the user's last play before the cutoff: whether the candidate
+  is by that play's artist (``ctx_same_artist``), the directed transition score from that track
+  to the candidate (``ctx_next_score``, ``setlist.candidates.continuation``) and the hour of day
+  the play stopped (``ctx_hour``);
+- surface: ``surface_code`` = the surface's index in ``events.surfaces``.
 
 Counts of nothing are 0; rates and ages of nothing are null (LightGBM's missing value).
 Events may carry a ``weight`` column (pre-aggregated play counts); otherwise each counts 1.
@@ -27,8 +31,10 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from setlist.config import FeaturesConfig, RewardsConfig, SetlistConfig
-from setlist.interactions import SECONDS_PER_DAY, is_completed, is_early_skip, listened_past
+from setlist.candidates.continuation import next_tracks
+from setlist.config import ContinuationConfig, FeaturesConfig, RewardsConfig, SetlistConfig
+from setlist import rewards as reward
+from setlist.interactions import SECONDS_PER_DAY
 from setlist.side_features import side_feature_columns
 
 SURFACE_CODE = "surface_code"
@@ -51,19 +57,14 @@ def events_before(listens: DataFrame, cutoff: dt.datetime, cfg: FeaturesConfig,
     ts = F.col("ts")
     weight = F.col("weight") if "weight" in listens.columns else F.lit(1.0)
     age_days = (F.lit(cutoff).cast("double") - ts.cast("double")) / SECONDS_PER_DAY
-    listen = listened_past(rewards.listen_threshold_s)
-    completed = listen & is_completed(rewards)
-    skip = is_early_skip(rewards)
-    saved = F.coalesce(F.col("saved"), F.lit(False))
-    credit = (F.when(listen, F.lit(rewards.listen_weight)).otherwise(F.lit(0.0))
-              + F.when(completed, F.lit(rewards.completion_weight)).otherwise(F.lit(0.0))
-              + F.when(skip, F.lit(rewards.skip_weight)).otherwise(F.lit(0.0))
-              + F.when(saved, F.lit(rewards.save_weight)).otherwise(F.lit(0.0)))
+    listen = reward.is_listen(rewards)
+    completed = listen & reward.is_completed(rewards)
     return (listens.where((ts < F.lit(cutoff)) & (ts >= F.lit(start)))
             .select("user_id", "track_id", "artist_id", "surface", "ts",
                     weight.cast("double").alias("weight"), age_days.alias("age_days"),
                     listen.alias("is_listen"), completed.alias("is_completed"),
-                    skip.alias("is_skip"), saved.alias("is_saved"), credit.alias("credit")))
+                    reward.is_early_skip(rewards).alias("is_skip"), reward.is_saved().alias("is_saved"),
+                    reward.event_reward(rewards).alias("credit")))
 
 
 def user_features(events: DataFrame, cfg: FeaturesConfig, surfaces: list[str]) -> DataFrame:
@@ -132,6 +133,24 @@ def user_track_features(events: DataFrame) -> DataFrame:
             .select("user_id", "track_id", *USER_TRACK_COLUMNS))
 
 
+CONTEXT_COLUMNS = ["ctx_same_artist", "ctx_next_score", "ctx_hour"]
+
+
+def session_context(events: DataFrame, listens: DataFrame, continuation: ContinuationConfig) -> DataFrame:
+    """``events_before`` rows (and the raw ``listens`` already cut at the cutoff, for the
+    transitions) -> (user_id, _last_track, _last_artist, ctx_hour) and the transition scores
+    (_last_track, track_id, ctx_next_score) to join per candidate."""
+    last = (events.groupBy("user_id")
+            .agg(F.max_by(F.struct("track_id", "artist_id", "ts"), "ts").alias("_last"))
+            .select("user_id", F.col("_last.track_id").alias("_last_track"),
+                    F.col("_last.artist_id").alias("_last_artist"),
+                    F.hour(F.col("_last.ts")).cast("double").alias("ctx_hour")))
+    transitions = (next_tracks(listens, continuation)
+                   .select(F.col("seed_track_id").alias("_last_track"), "track_id",
+                           F.col("score").alias("ctx_next_score")))
+    return last, transitions
+
+
 USER_TRACK_COLUMNS = ["ut_plays", "ut_listens", "ut_skips", "ut_saves", "ut_reward", "ut_days_since_last"]
 USER_ARTIST_COLUMNS = ["ua_play_share", "ua_skip_rate"]
 
@@ -159,10 +178,10 @@ def feature_columns(cfg: SetlistConfig) -> list[str]:
     surfaces = cfg.events.surfaces
     return [*user_feature_columns(cfg.features, surfaces), *track_feature_columns(cfg.features),
             *USER_TRACK_COLUMNS, *USER_ARTIST_COLUMNS, *candidate_feature_columns(cfg.candidates.sources),
-            *side_feature_columns(cfg.features), SURFACE_CODE]
+            *side_feature_columns(cfg.features), *CONTEXT_COLUMNS, SURFACE_CODE]
 
 
-COUNT_PREFIXES = ("user_plays_", "track_plays_", "ut_plays", "ut_listens", "ut_skips", "ut_saves", "ut_reward",
+COUNT_PREFIXES = ("ctx_next_score", "user_plays_", "track_plays_", "ut_plays", "ut_listens", "ut_skips", "ut_saves", "ut_reward",
                   "artist_plays", "artist_users", "track_users", "user_artists", "ua_play_share", "friend_plays",
                   "friend_share")
 
@@ -191,6 +210,15 @@ def pair_features(candidates: DataFrame, listens: DataFrame, cutoff: dt.datetime
               .join(track_features(events, cfg.features), on="track_id", how="left")
               .join(user_track_features(events), on=["user_id", "track_id"], how="left")
               .join(user_artist_features(events), on=["user_id", "artist_id"], how="left"))
+    history = listens.where((F.col("ts") < F.lit(cutoff))
+                            & (F.col("ts") >= F.lit(cutoff - dt.timedelta(days=cfg.features.history_days))))
+    last, transitions = session_context(events, history, cfg.candidates.continuation)
+    joined = joined.join(last, on="user_id", how="left")
+    if "weight" not in listens.columns:  # pre-aggregated play counts have no order to continue
+        joined = joined.join(transitions, on=["_last_track", "track_id"], how="left")
+    else:
+        joined = joined.withColumn("ctx_next_score", F.lit(None).cast("double"))
+    joined = joined.withColumn("ctx_same_artist", (F.col("artist_id") == F.col("_last_artist")).cast("double"))
     side_columns = side_feature_columns(cfg.features)
     if side_columns:
         if side is None:

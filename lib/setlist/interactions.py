@@ -1,8 +1,8 @@
 """Reward-weighted interaction matrix: listens -> one row per (user, track).
 
-Per listen (``weigh_rewards``): a play past the threshold earns ``listen_weight``
-(plus ``completion_weight`` when the track was nearly finished); a skip before
-the threshold earns ``skip_weight`` (negative). ``decay_by_age`` multiplies each
+Per listen (``weigh_rewards``), the parts of the one event reward (``setlist.rewards``): a
+play past the threshold earns ``listen_weight`` (plus ``completion_weight`` when the track was
+nearly finished); a skip before the threshold earns ``skip_weight`` (negative). ``decay_by_age`` multiplies each
 listen by 0.5 ** (age / half-life) measured from the end of the run date.
 ``aggregate_interactions`` then gives, per (user, track):
 
@@ -18,37 +18,20 @@ import math
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from setlist import rewards
 from setlist.config import RewardsConfig
 
 SECONDS_PER_DAY = 86400.0
 
 
-def listened_past(seconds: float) -> Column:
-    return F.col("ms_played") >= F.lit(seconds * 1000.0)
-
-
-def is_completed(cfg: RewardsConfig) -> Column:
-    return F.col("ms_played") >= F.col("track_duration_ms") * F.lit(cfg.completion_ratio)
-
-
-def is_early_skip(cfg: RewardsConfig) -> Column:
-    """Ended before the threshold by the listener (skip flag or a skip reason)."""
-    skipped = F.col("skipped") | F.col("reason_end").isin(cfg.skip_reasons)
-    return skipped & ~listened_past(cfg.listen_threshold_s)
-
-
 def weigh_rewards(listens: DataFrame, cfg: RewardsConfig) -> DataFrame:
-    """Adds ``is_listen``, ``is_skip``, ``listen_credit`` and ``skip_penalty`` per listen."""
-    qualified = listened_past(cfg.listen_threshold_s)
-    completed = qualified & is_completed(cfg)
-    credit = (F.when(qualified, F.lit(cfg.listen_weight)).otherwise(F.lit(0.0))
-              + F.when(completed, F.lit(cfg.completion_weight)).otherwise(F.lit(0.0)))
-    skip = is_early_skip(cfg)
+    """Adds ``is_listen``, ``is_skip``, ``listen_credit`` and ``skip_penalty`` per listen
+    (``setlist.rewards``)."""
     return (listens
-            .withColumn("is_listen", qualified)
-            .withColumn("is_skip", skip)
-            .withColumn("listen_credit", credit)
-            .withColumn("skip_penalty", F.when(skip, F.lit(cfg.skip_weight)).otherwise(F.lit(0.0))))
+            .withColumn("is_listen", rewards.is_listen(cfg))
+            .withColumn("is_skip", rewards.is_early_skip(cfg))
+            .withColumn("listen_credit", rewards.listen_credit(cfg))
+            .withColumn("skip_penalty", rewards.skip_penalty(cfg)))
 
 
 def as_of_end(ds: str) -> dt.datetime:
@@ -66,7 +49,7 @@ def aggregate_interactions(weighted: DataFrame, cfg: RewardsConfig) -> DataFrame
     """Decayed, weighted listens -> (user_id, track_id, artist_id, plays, listens, skips,
     saves, reward, first_played_ts, last_played_ts)."""
     listen_credit = F.sum(F.col("listen_credit") * F.col("decay"))
-    save_credit = F.coalesce(F.max(F.when(F.col("saved"), F.col("decay"))), F.lit(0.0))
+    save_credit = F.coalesce(F.max(F.when(rewards.is_saved(), F.col("decay"))), F.lit(0.0))
     skip_penalty = F.sum(F.col("skip_penalty") * F.col("decay"))
     reward = (F.log(F.lit(1.0) + listen_credit) / F.lit(math.log(cfg.repeat_log_base))
               + F.lit(cfg.save_weight) * save_credit + skip_penalty)

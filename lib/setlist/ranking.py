@@ -39,7 +39,7 @@ from pyspark.sql.functions import arrow_udf
 
 from setlist.config import RankingConfig, RewardsConfig
 from setlist.errors import GateRefused, SetlistError
-from setlist.interactions import is_completed, is_early_skip, listened_past
+from setlist.rewards import is_completed, is_early_skip, is_saved, listened_past
 
 LABEL = "label"
 GROUP_KEYS = ["user_id", "surface"]
@@ -52,8 +52,7 @@ _HASH_BUCKETS = 2 ** 31
 def event_grade(cfg: RankingConfig, rewards: RewardsConfig) -> Column:
     """The grade of one listen event (see the module doc)."""
     listen = listened_past(rewards.listen_threshold_s)
-    saved = F.coalesce(F.col("saved"), F.lit(False))
-    return (F.when(saved, F.lit(cfg.grade_saved))
+    return (F.when(is_saved(), F.lit(cfg.grade_saved))
             .when(listen & is_completed(rewards), F.lit(cfg.grade_completed))
             .when(listen, F.lit(cfg.grade_listen))
             .when(is_early_skip(rewards), F.lit(cfg.grade_skip))
@@ -69,6 +68,16 @@ def graded_labels(listens: DataFrame, cutoff: dt.datetime, cfg: RankingConfig,
             .groupBy("user_id", "surface", "track_id")
             .agg(F.max(event_grade(cfg, rewards)).cast("int").alias(LABEL))
             .select("user_id", "surface", "track_id", LABEL))
+
+
+def surface_labels(labels: DataFrame, cfg: RankingConfig) -> DataFrame:
+    """Graded labels -> the same, with each surface's own definition (``surface_min_grade``):
+    there, a grade above ``grade_none`` but below the surface's minimum becomes ``grade_none``."""
+    if not cfg.surface_min_grade:
+        return labels
+    minimum = F.create_map(*[F.lit(x) for pair in cfg.surface_min_grade.items() for x in pair])[F.col("surface")]
+    weak = minimum.isNotNull() & (F.col(LABEL) > cfg.grade_none) & (F.col(LABEL) < minimum)
+    return labels.withColumn(LABEL, F.when(weak, F.lit(cfg.grade_none)).otherwise(F.col(LABEL)).cast("int"))
 
 
 def with_labels(framed: DataFrame, labels: DataFrame, cfg: RankingConfig) -> DataFrame:
@@ -179,16 +188,17 @@ def relevance(labels: np.ndarray | pd.Series, cfg: RankingConfig) -> np.ndarray:
     return np.maximum(np.asarray(labels, dtype=np.float64) - cfg.grade_none, 0.0)
 
 
-def ranking_metrics(frame: pd.DataFrame, scores: np.ndarray | pd.Series, k: int,
-                    cfg: RankingConfig) -> dict[str, float]:
-    """ndcg_at_k, map_at_k, hit_rate_at_k averaged over groups with a relevant item, and ``groups``.
+def group_metrics(frame: pd.DataFrame, scores: np.ndarray | pd.Series, k: int, cfg: RankingConfig) -> pd.DataFrame:
+    """Per (user, surface) group with a relevant item: user_id, surface, ndcg, ap, hit (at k).
 
     ``frame``: user_id, surface, track_id, label; ``scores``: one per row (NaN ranks last).
     """
-    scored = pd.DataFrame({"group": frame["user_id"].astype(str) + "\x1f" + frame["surface"].astype(str),
+    scored = pd.DataFrame({"user_id": frame["user_id"].astype(str).to_numpy(),
+                           "surface": frame["surface"].astype(str).to_numpy(),
                            "track_id": frame["track_id"].to_numpy(),
                            "score": np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf),
                            "rel": relevance(frame[LABEL], cfg)})
+    scored["group"] = scored["user_id"] + "\x1f" + scored["surface"]
     ranked = scored.sort_values(["group", "score", "track_id"], ascending=[True, False, True], kind="mergesort")
     ranked["pos"] = ranked.groupby("group", sort=False).cumcount() + 1
     top = ranked[ranked["pos"] <= k]
@@ -202,13 +212,20 @@ def ranking_metrics(frame: pd.DataFrame, scores: np.ndarray | pd.Series, k: int,
     cum_hits = hit.groupby(top["group"]).cumsum()
     ap_sum = (hit * cum_hits / top["pos"]).groupby(top["group"]).sum()
     groups = n_relevant[n_relevant > 0].index
-    if len(groups) == 0:
+    keys = scored.drop_duplicates("group").set_index("group").loc[groups, ["user_id", "surface"]]
+    return keys.assign(ndcg=dcg.reindex(groups, fill_value=0.0) / idcg.reindex(groups),
+                       ap=ap_sum.reindex(groups, fill_value=0.0) / np.minimum(k, n_relevant.reindex(groups)),
+                       hit=hit.groupby(top["group"]).max().reindex(groups, fill_value=0.0)).reset_index(drop=True)
+
+
+def ranking_metrics(frame: pd.DataFrame, scores: np.ndarray | pd.Series, k: int,
+                    cfg: RankingConfig) -> dict[str, float]:
+    """ndcg_at_k, map_at_k, hit_rate_at_k: ``group_metrics`` averaged over groups, and ``groups``."""
+    per_group = group_metrics(frame, scores, k, cfg)
+    if per_group.empty:
         raise SetlistError("ranking_metrics: no group has a relevant item (nothing to measure)")
-    ndcg = dcg.reindex(groups, fill_value=0.0) / idcg.reindex(groups)
-    ap = ap_sum.reindex(groups, fill_value=0.0) / np.minimum(k, n_relevant.reindex(groups))
-    hits = hit.groupby(top["group"]).max().reindex(groups, fill_value=0.0)
-    return {f"ndcg_at_{k}": float(ndcg.mean()), f"map_at_{k}": float(ap.mean()),
-            f"hit_rate_at_{k}": float(hits.mean()), "groups": float(len(groups))}
+    return {f"ndcg_at_{k}": float(per_group["ndcg"].mean()), f"map_at_{k}": float(per_group["ap"].mean()),
+            f"hit_rate_at_{k}": float(per_group["hit"].mean()), "groups": float(len(per_group))}
 
 
 # --------------------------------------------------------------------------- scoring (Spark)

@@ -74,6 +74,9 @@ STEPS: tuple[Step, ...] = (
     Step("candidates", "setlist.pipeline.candidates:run",
          "candidate tracks per user from every configured source",
          after=("interactions",), reads=("interactions", "listens"), writes=("candidates",)),
+    Step("next_tracks", "setlist.pipeline.next_tracks:run",
+         "per seed track, the ranked tracks listeners went on to (a player continues a session with it)",
+         after=("ingest",), reads=("listens",), writes=("next_tracks",)),
     Step("assign_experiments", "setlist.pipeline.experiments:assign",
          "bucket every user seen so far into the variants of each experiment",
          after=("ingest",), reads=("listens",), writes=("experiment_assignments",)),
@@ -94,7 +97,7 @@ STEPS: tuple[Step, ...] = (
     # Last: backfill skips a day once its marker is written.
     Step("mark_complete", "setlist.pipeline.daily:mark_complete",
          "record the day as complete in pipeline_runs (backfill skips complete days)",
-         after=("analyze_experiment",), writes=("pipeline_runs",)),
+         after=("analyze_experiment", "next_tracks"), writes=("pipeline_runs",)),
 )
 
 BY_NAME: dict[str, Step] = {step.name: step for step in STEPS}

@@ -33,10 +33,12 @@ def use_experiment(cfg: SetlistConfig) -> str:
 
 
 @contextlib.contextmanager
-def start_run(cfg: SetlistConfig, run_name: str, tags: dict[str, str] | None = None) -> Iterator[str]:
-    """A run in the configured experiment; yields its run id. A failure marks it FAILED."""
+def start_run(cfg: SetlistConfig, run_name: str, tags: dict[str, str] | None = None,
+              nested: bool = False) -> Iterator[str]:
+    """A run in the configured experiment (``nested``: a child of the active run); yields its run
+    id. A failure marks it FAILED."""
     experiment_id = use_experiment(cfg)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags or {}) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags or {}, nested=nested) as run:
         yield run.info.run_id
 
 
@@ -83,8 +85,12 @@ def log_figure(figure, artifact_file: str) -> None:
     mlflow.log_figure(figure, artifact_file)
 
 
-def log_dict(values: dict, artifact_file: str) -> None:
+def log_dict(values: dict | list, artifact_file: str) -> None:
     mlflow.log_dict(values, artifact_file)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)
 
 
 def log_ranker(cfg: SetlistConfig, booster, input_example) -> int:

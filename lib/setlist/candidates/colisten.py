@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from setlist.candidates.common import CANDIDATE_COLUMNS, played_pairs, top_n_per_user
 from setlist.config import ColistenConfig
-from setlist.interactions import listened_past
+from setlist.rewards import listened_past
 
 SOURCE = "colisten"
 

@@ -13,7 +13,8 @@ from pyspark.sql import functions as F
 
 from setlist.candidates.common import CANDIDATE_COLUMNS, top_n_per_user
 from setlist.config import PopularityConfig
-from setlist.interactions import SECONDS_PER_DAY, listened_past
+from setlist.interactions import SECONDS_PER_DAY
+from setlist.rewards import listened_past
 
 SOURCE = "popularity"
 

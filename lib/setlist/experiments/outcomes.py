@@ -13,30 +13,28 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from setlist.config import ExperimentConfig, ExperimentsConfig
+from setlist import rewards
+from setlist.config import ExperimentConfig, ExperimentsConfig, RewardsConfig
 from setlist.errors import ConfigError
 from setlist.experiments.analysis import MOMENT_COLUMNS
 
 MS_PER_MINUTE = 60_000
 
 
-def is_stream(threshold_s: float) -> Column:
-    """A play heard for at least ``threshold_s`` seconds."""
-    return F.col("ms_played") >= F.lit(threshold_s * 1000)
-
-
 def on_recommendation_surface(surfaces: list[str]) -> Column:
     return F.col("surface").isin(surfaces)
 
 
-def metric_aggregates(cfg: ExperimentsConfig) -> dict[str, Column]:
-    """Metric name -> aggregate Column over one user's listens in a period."""
+def metric_aggregates(cfg: ExperimentsConfig, reward_cfg: RewardsConfig) -> dict[str, Column]:
+    """Metric name -> aggregate Column over one user's listens in a period. Streams, skips,
+    saves and reward are the interaction matrix's own signals (``setlist.rewards``)."""
     minutes = F.col("ms_played") / F.lit(MS_PER_MINUTE)
     known = {
         "minutes_played": F.sum(minutes),
-        "streams": F.count_if(is_stream(cfg.stream_threshold_s)),
-        "skips": F.count_if(F.col("skipped")),
-        "saves": F.count_if(F.col("saved")),
+        "streams": F.count_if(rewards.is_listen(reward_cfg)),
+        "skips": F.count_if(rewards.is_early_skip(reward_cfg)),
+        "saves": F.count_if(rewards.is_saved()),
+        "reward": F.sum(rewards.event_reward(reward_cfg)),
         "rec_minutes_played": F.sum(F.when(on_recommendation_surface(cfg.recommendation_surfaces), minutes)
                                     .otherwise(F.lit(0.0))),
     }
@@ -56,17 +54,18 @@ def analysis_window(experiment: ExperimentConfig, cfg: ExperimentsConfig, ds: st
 
 
 def user_outcomes(listens: DataFrame, assignments: DataFrame, experiment: ExperimentConfig,
-                  cfg: ExperimentsConfig, ds: str) -> DataFrame:
+                  cfg: ExperimentsConfig, reward_cfg: RewardsConfig, ds: str) -> DataFrame:
     """One row per assigned user: ``user_id, variant``, each metric after exposure and
     ``<metric><pre_suffix>`` before it (the CUPED covariate).
 
-    ``listens`` needs ``user_id, ds, ms_played, skipped, saved, surface``; ``assignments``
+    ``listens`` needs ``user_id, ds, ms_played, track_duration_ms, reason_end, skipped, saved,
+    surface``; ``assignments``
     ``experiment, user_id, variant``. Post = days ``[start_date, ds]``, pre = the
     ``pre_days`` days before ``start_date``. Users with no listening in a period get 0,
     so every assigned user counts (intent to treat).
     """
     window = analysis_window(experiment, cfg, ds)
-    aggregates = metric_aggregates(cfg)
+    aggregates = metric_aggregates(cfg, reward_cfg)
     in_post = (F.col("ds") >= window["post_start"]) & (F.col("ds") <= window["post_end"])
     in_pre = (F.col("ds") >= window["pre_start"]) & (F.col("ds") < window["post_start"])
     post = (listens.where(in_post).groupBy("user_id")

@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from setlist import lake, tracking
 from setlist.candidates.als import als_candidates_from_model, fit_als
 from setlist.candidates.colisten import colisten_candidates
+from setlist.candidates.continuation import continuation_candidates
 from setlist.candidates.ease import ease_candidates
 from setlist.candidates.own_artists import own_artists_candidates
 from setlist.candidates.popularity import popularity_candidates
@@ -60,6 +61,8 @@ def source_frames(interactions: DataFrame, listens: DataFrame | None, cfg: Candi
             yield name, colisten_candidates(interactions, listens, cfg.colisten), None, {}
         elif name == "own_artists":
             yield name, own_artists_candidates(interactions, cfg.own_artists), None, {}
+        elif name == "continuation":
+            yield name, continuation_candidates(interactions, listens, cfg.continuation), None, {}
         elif name == "ease":
             frame, info = ease_candidates(interactions, cfg.ease)
             yield name, frame, None, info

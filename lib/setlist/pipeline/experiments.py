@@ -142,7 +142,7 @@ def analyze(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> pd
     assignments = lake.read_table(spark, cfg, cfg.tables.experiment_assignments, ds)
     frames, reports = [], []
     for experiment in running:
-        per_user = user_outcomes(listens, assignments, experiment, cfg.experiments, ds)
+        per_user = user_outcomes(listens, assignments, experiment, cfg.experiments, cfg.rewards, ds)
         # Only one row per variant and metric comes back, however many users are exposed.
         moments = variant_moments(per_user, cfg.experiments.metrics, cfg.experiments.pre_suffix).toPandas()
         results = analyze_moments(moments, experiment, cfg.experiments)

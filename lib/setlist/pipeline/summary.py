@@ -22,7 +22,25 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str) -> str:
     recs = lake.read_table(spark, cfg, cfg.tables.ranked_recs, ds)
     first_user = recs.agg(F.min("user_id")).first()[0]
     if first_user is not None:
-        lines.append(f"  top 10 for {first_user}:")
-        for row in recs.where(F.col("user_id") == first_user).orderBy("rank").limit(10).collect():
-            lines.append("    " + "  ".join(f"{k}={v}" for k, v in row.asDict().items() if k not in ("user_id", "ds")))
+        lines.append(f"  top {TOP} per surface for {first_user}:")
+        mine = recs.where((F.col("user_id") == first_user) & (F.col("rank") <= TOP))
+        for row in mine.orderBy("surface", "rank").collect():
+            lines.append(f"    {row['surface']:<12} {row['rank']:>2}. {row['track_id']}  score={row['score']:.4f}  "
+                         f"sources={','.join(row['sources'])}  model_version={row['model_version']}")
+        lines += [f"  {a} vs {b}: {share:.0%} of the top {TOP} in common on average"
+                  for a, b, share in top_overlap(recs)]
     return "\n".join(lines)
+
+
+TOP = 5
+
+
+def top_overlap(recs) -> list[tuple[str, str, float]]:
+    """(surface a, surface b, mean share of a user's top TOP the two surfaces have in common)."""
+    tops = (recs.where(F.col("rank") <= TOP).groupBy("user_id", "surface")
+            .agg(F.collect_set("track_id").alias("tracks")))
+    a, b = tops.alias("a"), tops.alias("b")
+    pairs = (a.join(b, on=(F.col("a.user_id") == F.col("b.user_id")) & (F.col("a.surface") < F.col("b.surface")))
+             .groupBy(F.col("a.surface").alias("sa"), F.col("b.surface").alias("sb"))
+             .agg(F.avg(F.size(F.array_intersect("a.tracks", "b.tracks")) / F.lit(float(TOP))).alias("share")))
+    return [(r["sa"], r["sb"], r["share"]) for r in pairs.orderBy("sa", "sb").collect()]

@@ -33,6 +33,7 @@ from setlist.errors import GateRefused
 from setlist.features import SURFACE_CODE, feature_columns, pair_features, with_context
 from setlist.interactions import as_of_end
 from setlist.pipeline.candidates import flatten
+from setlist.surface_models import fit_per_surface
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,13 @@ def labelled_day(candidates: DataFrame, listens: DataFrame, day: str, cfg: Setli
     """Features + label per (user, surface, candidate) of ``day``, for the (user, surface)
     pairs with an event in the label window, capped at ``ranking.max_group_size`` per group."""
     cutoff = as_of_end(day)
-    labels = ranking.graded_labels(listens, cutoff, cfg.ranking, cfg.rewards)
+    labels = ranking.surface_labels(ranking.graded_labels(listens, cutoff, cfg.ranking, cfg.rewards), cfg.ranking)
     pairs = pair_features(candidates, listens, cutoff, cfg)
     framed = with_context(pairs, labels, cfg.events.surfaces)
+    # What publish leaves out on a discovery surface is not a candidate there in training either.
+    excluding = [s for s in cfg.events.surfaces if cfg.publish.excludes_played(s)]
+    if excluding:
+        framed = framed.where(~(F.col("surface").isin(excluding) & (F.col("ut_plays") > 0)))
     return (ranking.with_labels(framed, labels, cfg.ranking)
             .transform(ranking.cap_groups, cfg.ranking.max_group_size, cfg.candidates.sources))
 
@@ -197,10 +202,57 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> TrainR
         return TrainResult(SKIPPED, message)
     frames = day_frames(spark, cfg, days, run_id)
     started = time.perf_counter()
-    booster = ranking.fit_ranker(frames["train"], frames["valid"], feature_columns(cfg), [SURFACE_CODE],
-                                 cfg.ranking, cfg.evaluation.ranking_k)
+    booster, layout_metrics = fit_layouts(frames, cfg)
     seconds = time.perf_counter() - started
     extra = {"train_seconds": seconds, "best_iteration": float(booster.current_iteration()),
-             **{f"{name}_rows": float(len(frame)) for name, frame in frames.items()}}
-    params = {f"{name}_ds": day for name, day in days.items()}
+             **{f"{name}_rows": float(len(frame)) for name, frame in frames.items()}, **layout_metrics}
+    params = {**{f"{name}_ds": day for name, day in days.items()},
+              "ranking.layout_chosen": LAYOUTS[int(layout_metrics["layout_chosen"])]}
     return release(cfg, booster, frames["eval"], ds, run_id, extra, params)
+
+
+LAYOUTS = ("shared", "per_surface")
+
+
+def surface_metrics(booster: lgb.Booster, frame: pd.DataFrame, cfg: SetlistConfig, prefix: str) -> dict[str, float]:
+    """``{prefix}{surface}_ndcg_at_k`` on each publishing surface's groups of ``frame`` that have one."""
+    k = cfg.evaluation.ranking_k
+    out = {}
+    for surface in cfg.publish.surfaces:
+        own = frame[frame["surface"] == surface]
+        if len(own) and (ranking.relevance(own[ranking.LABEL], cfg.ranking) > 0).any():
+            scores = ranking.predict(booster, own)
+            out[f"{prefix}{surface}_ndcg_at_{k}"] = ranking.ranking_metrics(own, scores, k, cfg.ranking)[f"ndcg_at_{k}"]
+    return out
+
+
+def fit_layouts(frames: dict[str, pd.DataFrame], cfg: SetlistConfig,
+                features: list[str] | None = None) -> tuple[lgb.Booster, dict[str, float]]:
+    """The ranker of ``ranking.layout``: one model with the surface as a feature, one model per
+    publishing surface (``setlist.surface_models``), or with ``auto`` both, keeping the one with
+    the better mean NDCG@k over the publishing surfaces of the valid day. Both layouts' per-surface
+    NDCG on the valid and eval days are returned as metrics (``layout_<layout>_<day>_<surface>_...``)."""
+    k, layout = cfg.evaluation.ranking_k, cfg.ranking.layout
+    features = features or feature_columns(cfg)
+    fitted = {}
+    if layout in ("auto", "shared"):
+        fitted["shared"] = ranking.fit_ranker(frames["train"], frames["valid"], features, [SURFACE_CODE],
+                                              cfg.ranking, k)
+    if layout in ("auto", "per_surface"):
+        codes = {s: cfg.events.surfaces.index(s) for s in cfg.publish.surfaces}
+        fitted["per_surface"] = fit_per_surface(frames["train"], frames["valid"], features, codes,
+                                                SURFACE_CODE, cfg.ranking, k)
+    metrics: dict[str, float] = {}
+    for name, booster in fitted.items():
+        for day in ("valid", "eval"):
+            metrics.update(surface_metrics(booster, frames[day], cfg, f"layout_{name}_{day}_"))
+
+    def valid_mean(name: str) -> float:
+        values = [v for key, v in metrics.items() if key.startswith(f"layout_{name}_valid_")]
+        return sum(values) / len(values) if values else float("-inf")
+
+    chosen = max(fitted, key=valid_mean)
+    metrics["layout_chosen"] = float(LAYOUTS.index(chosen))
+    log.info("train_ranker layouts on the valid day: %s; chosen %s",
+             {name: round(valid_mean(name), 4) for name in fitted}, chosen)
+    return fitted[chosen], metrics

@@ -1,0 +1,80 @@
+"""Continuations: what users play next after a track, and the candidates that follow from it.
+
+Batch Setlist cannot see a live session, so it publishes, per seed track, the ranked tracks
+listeners went on to (``next_tracks``); a player looks the table up at play time. The same
+transitions give the ``continuation`` candidate source: the continuations of a user's most
+rewarded tracks, which is what Now Playing needs.
+
+A transition is two consecutive plays of a user in one session (the next starts within
+``session_gap_minutes`` of the previous one's stop) whose second play was listened past
+``rewards.listen_threshold_s``. It is directed: a -> b is counted apart from b -> a, which
+is what separates a continuation from symmetric co-listening. With c(a, b) the transitions
+a -> b and n(a) the plays of a followed by anything in the session:
+
+    score(a -> b) = c(a, b) / (n(a) + shrinkage)     (an estimate of P(next = b | now = a))
+"""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from setlist.candidates.common import CANDIDATE_COLUMNS, played_pairs, top_n_per_user
+from setlist.config import ContinuationConfig
+from setlist.rewards import listened_past
+
+SOURCE = "continuation"
+NEXT_TRACKS_COLUMNS = ["seed_track_id", "rank", "track_id", "score", "transitions"]
+
+
+def consecutive_plays(listens: DataFrame, cfg: ContinuationConfig, keep: tuple[str, ...] = ()) -> DataFrame:
+    """Listens -> (user_id, seed_track_id, track_id, listened, *keep): each play with the play
+    before it in the same session (plays that open a session have none and are left out);
+    ``keep``: columns of the (second) play to carry along."""
+    by_time = Window.partitionBy("user_id").orderBy("ts", "track_id")
+    start_s = F.col("ts").cast("double") - F.col("ms_played") / F.lit(1000.0)
+    previous_stop = F.lag(F.col("ts").cast("double")).over(by_time)
+    return (listens.select("user_id", "track_id", "ts", "ms_played", *[c for c in keep if c != "ms_played"],
+                           F.lag("track_id").over(by_time).alias("seed_track_id"),
+                           (start_s - previous_stop).alias("_gap_s"),
+                           listened_past(cfg.listen_threshold_s).alias("listened"))
+            .where(F.col("seed_track_id").isNotNull() & (F.col("_gap_s") <= cfg.session_gap_minutes * 60.0)
+                   & (F.col("seed_track_id") != F.col("track_id")))
+            .select("user_id", "seed_track_id", "track_id", "listened", *keep))
+
+
+def next_tracks(listens: DataFrame, cfg: ContinuationConfig) -> DataFrame:
+    """Listens -> ``NEXT_TRACKS_COLUMNS``: per seed track its ``tracks_per_seed`` best
+    continuations, rank 1.. by score (ties by track id)."""
+    pairs = consecutive_plays(listens, cfg)
+    seeds = pairs.groupBy("seed_track_id").agg(F.count(F.lit(1)).alias("_followed"))
+    counts = (pairs.where(F.col("listened")).groupBy("seed_track_id", "track_id")
+              .agg(F.count(F.lit(1)).alias("transitions"))
+              .where(F.col("transitions") >= cfg.min_transitions))
+    by_seed = Window.partitionBy("seed_track_id").orderBy(F.desc("score"), F.asc("track_id"))
+    return (counts.join(seeds, on="seed_track_id", how="inner")
+            .withColumn("score", (F.col("transitions") / (F.col("_followed") + F.lit(cfg.shrinkage))).cast("double"))
+            .withColumn("rank", F.row_number().over(by_seed))
+            .where(F.col("rank") <= cfg.tracks_per_seed)
+            .select("seed_track_id", F.col("rank").cast("int").alias("rank"), "track_id", "score",
+                    F.col("transitions").cast("long").alias("transitions")))
+
+
+def continuation_candidates(interactions: DataFrame, listens: DataFrame | None,
+                            cfg: ContinuationConfig) -> DataFrame:
+    """Each user's ``seed_tracks`` most rewarded tracks -> their continuations, scored by
+    sum(seed reward x continuation score). ``CANDIDATE_COLUMNS``; empty for count data (no plays
+    in order, so no continuation)."""
+    if listens is None:
+        return interactions.sparkSession.createDataFrame([], "user_id string, track_id string, source string, "
+                                                             "source_score double, source_rank int")
+    by_user = Window.partitionBy("user_id").orderBy(F.desc("reward"), F.asc("track_id"))
+    seeds = (interactions.where(F.col("reward") > 0)
+             .withColumn("_seed_rank", F.row_number().over(by_user))
+             .where(F.col("_seed_rank") <= cfg.seed_tracks)
+             .select("user_id", F.col("track_id").alias("seed_track_id"), F.col("reward").alias("_seed_weight")))
+    scored = (seeds.join(next_tracks(listens, cfg).select("seed_track_id", "track_id", "score")
+                         .withColumnRenamed("score", "_next"), on="seed_track_id", how="inner")
+              .groupBy("user_id", "track_id").agg(F.sum(F.col("_seed_weight") * F.col("_next")).alias("score")))
+    if cfg.exclude_played:
+        scored = scored.join(played_pairs(interactions), on=["user_id", "track_id"], how="left_anti")
+    return top_n_per_user(scored, SOURCE, cfg.top_n).select(*CANDIDATE_COLUMNS)
