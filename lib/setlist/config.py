@@ -610,9 +610,12 @@ class ContinuationConfig(Section):
     table and the ``continuation`` source."""
     session_gap_minutes: float = Field(default=30.0, gt=0)
     listen_threshold_s: float = Field(default=30.0, ge=0)
+    # The plays after a seed that count, at 1 / distance (the very next play counts 1).
+    window_plays: int = Field(default=3, gt=0)
     # Added to a seed's plays in the score's denominator: a seed seen twice is not a certainty.
-    shrinkage: float = Field(default=5.0, ge=0)
-    min_transitions: int = Field(default=2, ge=1)
+    shrinkage: float = Field(default=2.0, ge=0)
+    # Least summed weight a continuation needs to be listed.
+    min_transitions: float = Field(default=1.0, gt=0)
     tracks_per_seed: int = Field(default=50, gt=0)
     seed_tracks: int = Field(default=20, gt=0)
     exclude_played: bool = False

@@ -5,13 +5,15 @@ listeners went on to (``next_tracks``); a player looks the table up at play time
 transitions give the ``continuation`` candidate source: the continuations of a user's most
 rewarded tracks, which is what Now Playing needs.
 
-A transition is two consecutive plays of a user in one session (the next starts within
-``session_gap_minutes`` of the previous one's stop) whose second play was listened past
-``rewards.listen_threshold_s``. It is directed: a -> b is counted apart from b -> a, which
-is what separates a continuation from symmetric co-listening. With c(a, b) the transitions
-a -> b and n(a) the plays of a followed by anything in the session:
+A session breaks where a play starts more than ``session_gap_minutes`` after the previous one
+stopped. A transition a -> b is a play of b among the next ``window_plays`` plays after a play
+of a in its session, b listened past ``listen_threshold_s``; it counts 1 / d at distance d (the
+very next play counts 1), so the direct successor dominates while the plays after it add
+evidence where the log is sparse. It is directed: a -> b is counted apart from b -> a, which is
+what separates a continuation from symmetric co-listening. With c(a, b) the summed weights and
+n(a) the plays of a followed by anything in the session:
 
-    score(a -> b) = c(a, b) / (n(a) + shrinkage)     (an estimate of P(next = b | now = a))
+    score(a -> b) = c(a, b) / (n(a) + shrinkage)     (close to P(next = b | now = a))
 """
 from __future__ import annotations
 
@@ -42,17 +44,41 @@ def consecutive_plays(listens: DataFrame, cfg: ContinuationConfig, keep: tuple[s
             .select("user_id", "seed_track_id", "track_id", "listened", *keep))
 
 
+def forward_plays(listens: DataFrame, cfg: ContinuationConfig) -> DataFrame:
+    """Listens -> (seed_track_id, track_id, listened, weight): each play with each of the next
+    ``window_plays`` plays of its session, with ``listened`` and weight 1 / distance (rows of
+    weight 1, the very next plays, also give n(a))."""
+    by_time = Window.partitionBy("user_id").orderBy("ts", "track_id")
+    start_s = F.col("ts").cast("double") - F.col("ms_played") / F.lit(1000.0)
+    gap_s = start_s - F.lag(F.col("ts").cast("double")).over(by_time)
+    new_session = F.when(gap_s.isNull() | (gap_s > cfg.session_gap_minutes * 60.0), 1).otherwise(0)
+    sessions = (listens.select("user_id", "track_id", "ts", "ms_played", new_session.alias("_new"),
+                               listened_past(cfg.listen_threshold_s).alias("_listened"))
+                .withColumn("_session", F.sum("_new").over(by_time.rowsBetween(Window.unboundedPreceding, 0))))
+    in_session = Window.partitionBy("user_id", "_session").orderBy("ts", "track_id")
+    following = F.array(*[F.struct(F.lead("track_id", d).over(in_session).alias("track_id"),
+                                   F.lead("_listened", d).over(in_session).alias("listened"),
+                                   F.lit(1.0 / d).alias("weight")) for d in range(1, cfg.window_plays + 1)])
+    return (sessions.select(F.col("track_id").alias("seed_track_id"), following.alias("_following"))
+            .select("seed_track_id", F.explode("_following").alias("_next"))
+            .where(F.col("_next.track_id").isNotNull())
+            .select("seed_track_id", F.col("_next.track_id").alias("track_id"),
+                    F.col("_next.listened").alias("listened"), F.col("_next.weight").alias("weight")))
+
+
 def next_tracks(listens: DataFrame, cfg: ContinuationConfig) -> DataFrame:
     """Listens -> ``NEXT_TRACKS_COLUMNS``: per seed track its ``tracks_per_seed`` best
-    continuations, rank 1.. by score (ties by track id)."""
-    pairs = consecutive_plays(listens, cfg)
-    seeds = pairs.groupBy("seed_track_id").agg(F.count(F.lit(1)).alias("_followed"))
-    counts = (pairs.where(F.col("listened")).groupBy("seed_track_id", "track_id")
-              .agg(F.count(F.lit(1)).alias("transitions"))
-              .where(F.col("transitions") >= cfg.min_transitions))
+    continuations, rank 1.. by score (ties by track id); ``transitions`` = direct successions."""
+    pairs = forward_plays(listens, cfg)
+    seeds = (pairs.where(F.col("weight") == 1.0).groupBy("seed_track_id")
+             .agg(F.count(F.lit(1)).alias("_followed")))
+    counts = (pairs.where(F.col("listened") & (F.col("seed_track_id") != F.col("track_id")))
+              .groupBy("seed_track_id", "track_id")
+              .agg(F.sum("weight").alias("_weight"), F.count(F.when(F.col("weight") == 1.0, True)).alias("transitions"))
+              .where(F.col("_weight") >= cfg.min_transitions))
     by_seed = Window.partitionBy("seed_track_id").orderBy(F.desc("score"), F.asc("track_id"))
     return (counts.join(seeds, on="seed_track_id", how="inner")
-            .withColumn("score", (F.col("transitions") / (F.col("_followed") + F.lit(cfg.shrinkage))).cast("double"))
+            .withColumn("score", (F.col("_weight") / (F.col("_followed") + F.lit(cfg.shrinkage))).cast("double"))
             .withColumn("rank", F.row_number().over(by_seed))
             .where(F.col("rank") <= cfg.tracks_per_seed)
             .select("seed_track_id", F.col("rank").cast("int").alias("rank"), "track_id", "score",

@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 
 from setlist import lake, ranking, tracking
 from setlist.config import SetlistConfig
-from setlist.errors import GateRefused
+from setlist.errors import GateRefused, SetlistError
 from setlist.features import SURFACE_CODE, feature_columns, pair_features, with_context
 from setlist.interactions import as_of_end
 from setlist.pipeline.candidates import flatten
@@ -240,8 +240,13 @@ def fit_layouts(frames: dict[str, pd.DataFrame], cfg: SetlistConfig,
                                               cfg.ranking, k)
     if layout in ("auto", "per_surface"):
         codes = {s: cfg.events.surfaces.index(s) for s in cfg.publish.surfaces}
-        fitted["per_surface"] = fit_per_surface(frames["train"], frames["valid"], features, codes,
-                                                SURFACE_CODE, cfg.ranking, k)
+        try:
+            fitted["per_surface"] = fit_per_surface(frames["train"], frames["valid"], features, codes,
+                                                    SURFACE_CODE, cfg.ranking, k)
+        except SetlistError as exc:
+            if layout == "per_surface":
+                raise
+            log.info("train_ranker: no per-surface layout (%s); the shared model is the only one", exc)
     metrics: dict[str, float] = {}
     for name, booster in fitted.items():
         for day in ("valid", "eval"):
