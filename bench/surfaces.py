@@ -9,7 +9,8 @@ day (train, valid, eval = the three days before it, labels from the day after ea
 
 1. **Per-surface lists**: the daily ranker (``ranking.layout``, surface and session context as
    features, each surface's own labels) against a single shared list: a ranker trained on the
-   same frames without the surface feature, which gives a user the same order on every surface.
+   same frames without the surface and the user's history on it, which gives a user the same
+   order on every surface.
    NDCG@10 on each publishing surface's own eval groups. Target: own >= 1.10 x shared.
 2. **Continuations**: for each Now Playing play of the eval day that completed and followed
    another play in its session (the next-track label), the rank of that track in the seed's
@@ -33,7 +34,7 @@ from setlist import lab, lake, ranking
 from setlist.candidates.colisten import track_neighbours
 from setlist.candidates.continuation import consecutive_plays, next_tracks
 from setlist.config import load_config
-from setlist.features import SURFACE_CODE, feature_columns
+from setlist.features import SURFACE_CODE, SURFACE_HISTORY_COLUMNS, feature_columns
 from setlist.interactions import as_of_end
 from setlist.pipeline import daily, generate_events
 from setlist.pipeline.lab import measure
@@ -49,7 +50,9 @@ TARGET_NOISE_COVERAGE = 0.95
 
 def surface_lists(cfg, frames) -> None:
     own, _ = measure(cfg, frames)
-    shared_features = [c for c in feature_columns(cfg) if c != SURFACE_CODE]
+    # Without the surface and the user's history on it, a model orders a user's candidates the
+    # same way on every surface.
+    shared_features = [c for c in feature_columns(cfg) if c not in (SURFACE_CODE, *SURFACE_HISTORY_COLUMNS)]
     shared_cfg = cfg.model_copy(update={"ranking": cfg.ranking.model_copy(update={"layout": "shared"})})
     booster = ranking.fit_ranker(frames["train"], frames["valid"], shared_features, [], shared_cfg.ranking, K)
     shared = ranking.group_metrics(frames["eval"], ranking.predict(booster, frames["eval"]), K, cfg.ranking)

@@ -81,3 +81,20 @@ def test_an_event_after_the_cutoff_changes_no_feature(spark, make_cfg):
     assert_df_equality(features(BASE + late), before, ignore_row_order=True)
     # The frame is not empty of information: the earlier plays are there.
     assert before.where((F.col("user_id") == "u1") & (F.col("track_id") == "t1")).first()["ut_plays"] == 1.0
+
+
+def test_each_surface_row_carries_the_users_history_on_that_surface_and_the_session_context(spark, make_cfg):
+    cfg = make_cfg(*SMALL)
+    candidates = spark.createDataFrame(
+        [("u1", "t1", True, 3.0, 1, False, None, None, 1, ["popularity"]),
+         ("u1", "t2", True, 1.0, 2, False, None, None, 1, ["popularity"])],
+        "user_id string, track_id string, popularity_flag boolean, popularity_score double, popularity_rank int, "
+        "own_artists_flag boolean, own_artists_score double, own_artists_rank int, n_sources int, "
+        "sources array<string>")
+    contexts = spark.createDataFrame([("u1", "home"), ("u1", "radio")], "user_id string, surface string")
+    framed = with_context(pair_features(candidates, listens(spark, BASE), CUTOFF, cfg), contexts, cfg.events.surfaces)
+    got = {(r.surface, r.track_id): (r.us_artist_share, r.us_track_plays, r.ctx_same_artist, r.ctx_hour)
+           for r in framed.collect()}
+    # u1 in the window: t1 (a1) once on home at 12:00 (the last play), t2 (a2) once on radio.
+    assert got == {("home", "t1"): (1.0, 1.0, 1.0, 12.0), ("home", "t2"): (0.0, 0.0, 0.0, 12.0),
+                   ("radio", "t1"): (0.0, 0.0, 1.0, 12.0), ("radio", "t2"): (1.0, 1.0, 0.0, 12.0)}

@@ -19,6 +19,8 @@ so a feature cannot see what happened after the candidates were made. Output gro
   is by that play's artist (``ctx_same_artist``), the directed transition score from that track
   to the candidate (``ctx_next_score``, ``setlist.candidates.continuation``) and the hour of day
   the play stopped (``ctx_hour``);
+- surface history (``us_``): the candidate artist's share of the user's plays on the row's surface
+  and the user's plays of the track there;
 - surface: ``surface_code`` = the surface's index in ``events.surfaces``.
 
 Counts of nothing are 0; rates and ages of nothing are null (LightGBM's missing value).
@@ -134,6 +136,27 @@ def user_track_features(events: DataFrame) -> DataFrame:
 
 
 CONTEXT_COLUMNS = ["ctx_same_artist", "ctx_next_score", "ctx_hour"]
+# The user's history on the surface being scored: the candidate artist's share of the user's plays
+# there and the user's plays of the track there (a surface's own taste: what one plays on radio
+# is not what one plays from the library). A list shared by every surface cannot use them.
+SURFACE_HISTORY_COLUMNS = ["us_artist_share", "us_track_plays"]
+_BY_SURFACE = {"us_artist_share": "_artist_share_by_surface", "us_track_plays": "_track_plays_by_surface"}
+
+
+def surface_history(events: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """``events_before`` rows -> (user_id, artist_id, surface -> artist share) and
+    (user_id, track_id, surface -> plays), maps that ``with_context`` reads at the row's surface."""
+    per_surface = events.groupBy("user_id", "surface").agg(F.sum("weight").alias("_surface_plays"))
+    artists = (events.groupBy("user_id", "artist_id", "surface").agg(F.sum("weight").alias("_plays"))
+               .join(per_surface, on=["user_id", "surface"], how="inner")
+               .groupBy("user_id", "artist_id")
+               .agg(F.map_from_entries(F.collect_list(F.struct("surface", F.col("_plays") / F.col("_surface_plays"))))
+                    .alias(_BY_SURFACE["us_artist_share"])))
+    tracks = (events.groupBy("user_id", "track_id", "surface").agg(F.sum("weight").alias("_plays"))
+              .groupBy("user_id", "track_id")
+              .agg(F.map_from_entries(F.collect_list(F.struct("surface", "_plays")))
+                   .alias(_BY_SURFACE["us_track_plays"])))
+    return artists, tracks
 
 
 def session_context(events: DataFrame, listens: DataFrame, continuation: ContinuationConfig) -> DataFrame:
@@ -178,7 +201,7 @@ def feature_columns(cfg: SetlistConfig) -> list[str]:
     surfaces = cfg.events.surfaces
     return [*user_feature_columns(cfg.features, surfaces), *track_feature_columns(cfg.features),
             *USER_TRACK_COLUMNS, *USER_ARTIST_COLUMNS, *candidate_feature_columns(cfg.candidates.sources),
-            *side_feature_columns(cfg.features), *CONTEXT_COLUMNS, SURFACE_CODE]
+            *side_feature_columns(cfg.features), *CONTEXT_COLUMNS, *SURFACE_HISTORY_COLUMNS, SURFACE_CODE]
 
 
 COUNT_PREFIXES = ("ctx_next_score", "user_plays_", "track_plays_", "ut_plays", "ut_listens", "ut_skips", "ut_saves", "ut_reward",
@@ -219,16 +242,19 @@ def pair_features(candidates: DataFrame, listens: DataFrame, cutoff: dt.datetime
     else:
         joined = joined.withColumn("ctx_next_score", F.lit(None).cast("double"))
     joined = joined.withColumn("ctx_same_artist", (F.col("artist_id") == F.col("_last_artist")).cast("double"))
+    by_artist, by_track = surface_history(events)
+    joined = (joined.join(by_artist, on=["user_id", "artist_id"], how="left")
+              .join(by_track, on=["user_id", "track_id"], how="left"))
     side_columns = side_feature_columns(cfg.features)
     if side_columns:
         if side is None:
             side = candidates.select("user_id", "track_id",
                                      *[F.lit(None).cast("double").alias(c) for c in side_columns])
         joined = joined.join(side, on=["user_id", "track_id"], how="left")
-    columns = [c for c in feature_columns(cfg) if c != SURFACE_CODE]
+    columns = [c for c in feature_columns(cfg) if c not in (SURFACE_CODE, *SURFACE_HISTORY_COLUMNS)]
     filled = [F.coalesce(F.col(c).cast("double"), F.lit(0.0)).alias(c) if c.startswith(COUNT_PREFIXES)
               else F.col(c).cast("double").alias(c) for c in columns]
-    return joined.select("user_id", "track_id", "sources", *filled)
+    return joined.select("user_id", "track_id", "sources", *filled, *_BY_SURFACE.values())
 
 
 def surface_code(surfaces: list[str]) -> Column:
@@ -238,11 +264,15 @@ def surface_code(surfaces: list[str]) -> Column:
 
 def with_context(pairs: DataFrame, contexts: DataFrame, surfaces: list[str]) -> DataFrame:
     """``pair_features`` x (user_id, surface) contexts -> one row per (user, surface, track) with
-    ``surface`` and ``surface_code``; users without a context are dropped."""
+    ``surface``, the user's history on that surface (``SURFACE_HISTORY_COLUMNS``, 0 where none)
+    and ``surface_code``; users without a context are dropped."""
+    history = [F.coalesce(F.col(m)[F.col("surface")].cast("double"), F.lit(0.0)).alias(c)
+               if m in pairs.columns else F.lit(0.0).alias(c) for c, m in _BY_SURFACE.items()]
     return (pairs.join(contexts.select("user_id", "surface").distinct(), on="user_id", how="inner")
             .withColumn(SURFACE_CODE, surface_code(surfaces))
-            .select("user_id", "surface", "track_id", *[c for c in pairs.columns
-                                                         if c not in ("user_id", "track_id")], SURFACE_CODE))
+            .select("user_id", "surface", "track_id",
+                    *[c for c in pairs.columns if c not in ("user_id", "track_id", *_BY_SURFACE.values())],
+                    *history, SURFACE_CODE))
 
 
 def every_surface(candidates: DataFrame, surfaces: list[str]) -> DataFrame:
