@@ -23,7 +23,7 @@ import pandas as pd
 
 from pyspark.sql import functions as F
 
-from setlist import ranking
+from setlist import ranking, scoring
 from setlist.config import load_config
 from setlist.spark import build_session
 
@@ -63,14 +63,14 @@ def main() -> None:
     text, values = booster.model_to_string(), frame[features].to_numpy(dtype=np.float64)
     work = tempfile.mkdtemp(prefix="setlist-bench-ranking-")
     tick = time.perf_counter()
-    compiled = ranking.compile_ranker(spark, text, work, cfg.publish.compiled_target_cpu)
+    compiled = scoring.compile_ranker(spark, text, work, cfg.publish.compiled_target_cpu)
     compile_s = time.perf_counter() - tick
     scorers = {"lightgbm": None, "compiled": compiled}
     timings: dict[str, list[float]] = {"predict": [], **{name: [] for name in scorers}}
     for _ in range(args.repeats + 1):  # the first round warms every side and is dropped
         for name, scorer in scorers.items():
             started = time.perf_counter()
-            ranking.score_candidates(sdf, text, features, scorer).agg(F.sum("score")).first()
+            scoring.score_candidates(sdf, text, features, scorer).agg(F.sum("score")).first()
             timings[name].append(time.perf_counter() - started)
         started = time.perf_counter()
         booster.predict(values, num_threads=cores)

@@ -6,7 +6,7 @@ import pandas as pd
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from setlist import ranking
+from setlist import ranking, scoring
 from setlist.publish import drop_played
 
 
@@ -36,8 +36,8 @@ def test_publish_scoring_equals_the_bench_scoring_for_the_same_model_and_rows(sp
     assert dict(framed.dtypes)["f4"] == "int" and dict(framed.dtypes)["f5"] == "boolean"
     expected = frame.assign(score=ranking.predict(booster, frame)).sort_values(["user_id", "track_id"])
     text = booster.model_to_string()
-    for compiled in (None, ranking.compile_ranker(spark, text, str(tmp_path), None)):
-        published = (ranking.score_candidates(framed, text, booster.feature_name(), compiled)
+    for compiled in (None, scoring.compile_ranker(spark, text, str(tmp_path), None)):
+        published = (scoring.score_candidates(framed, text, booster.feature_name(), compiled)
                      .toPandas().sort_values(["user_id", "track_id"]).reset_index(drop=True))
         assert len(published) == n
         np.testing.assert_allclose(published["score"].to_numpy(), expected["score"].to_numpy(),

@@ -91,7 +91,7 @@ def test_gate_promotes_within_tolerance_and_refuses_below_naming_both_metrics():
 
 
 def test_each_surface_grades_by_its_own_definition(spark, make_cfg):
-    cfg = make_cfg().ranking  # now_playing: only a completed next track (grade 3) counts
+    cfg = make_cfg("ranking.surface_min_grade={now_playing: 3}").ranking  # only a completed next track counts
     labels = spark.createDataFrame([("u1", "now_playing", "t1", 2), ("u1", "now_playing", "t2", 3),
                                     ("u1", "now_playing", "t3", 0), ("u1", "home", "t1", 2)],
                                    "user_id string, surface string, track_id string, label int")

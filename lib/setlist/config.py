@@ -703,10 +703,10 @@ class RankingConfig(Section):
     # Labels: events in [cutoff, cutoff + label_days).
     label_days: int = Field(default=1, gt=0)
     # Per-surface labels: on a surface named here, an event must reach this grade to count (below
-    # it, grade_none). Now Playing continues a session: only a completed next track counts there.
-    # (Home's label is a track new to the user: played tracks are not its candidates, in training
-    # as in publishing, by publish.exclude_played.)
-    surface_min_grade: dict[str, int] = Field(default_factory=lambda: {"now_playing": 3})
+    # it, grade_none). Now Playing continues a session: a completed next track; Home: a long
+    # (completed) listen or a save of a track new to the user (played tracks are not Home's
+    # candidates, in training as in publishing, by publish.exclude_played).
+    surface_min_grade: dict[str, int] = Field(default_factory=lambda: {"home": 3, "now_playing": 3})
     # One model with the surface as a feature ("shared"), one model per publishing surface
     # ("per_surface", served as one booster), or whichever scores better on the valid day ("auto").
     layout: Literal["auto", "shared", "per_surface"] = "auto"

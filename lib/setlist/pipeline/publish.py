@@ -2,7 +2,7 @@
 
 The step resolves ``models:/<tracking.model_name>@<tracking.champion_alias>`` to a version
 number once, scores every candidate on each of ``publish.surfaces`` with that version in Spark
-(``ranking.score_candidates``: an Arrow UDF over the features, the ranker compiled by lleaves
+(``scoring.score_candidates``: an Arrow UDF over the features, the ranker compiled by lleaves
 once per model with ``publish.scorer=compiled`` and loaded once per Python worker) and records
 the version as ``model_version``. With no champion yet (a fresh lake) the order is
 ``blend_order`` and ``model_version`` is ``publish.model_version`` ("candidate-blend").
@@ -33,7 +33,7 @@ from setlist.interactions import as_of_end
 from setlist.label_split import pseudo_listens
 from setlist.pipeline.experiments import is_active
 from setlist.publish import blend_on_surfaces, drop_played, rank_recommendations
-from setlist.ranking import compile_ranker, score_candidates
+from setlist.scoring import compile_ranker, score_candidates
 from setlist.side_features import side_features
 
 log = logging.getLogger(__name__)
