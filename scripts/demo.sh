@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up, generates a week of listening events and runs the daily chain for each day
-# (ingest -> interactions -> candidates -> assign_experiments -> train_ranker -> publish ->
+# (ingest -> interactions -> candidates -> next_tracks -> assign_experiments -> train_ranker -> publish ->
 # analyze_experiment -> mark_complete; `setlist steps` lists it) on the embedded default: local
 # Spark, a Delta lake in data/lake, an MLflow store in data/. Extra args go to every command (--set k=v).
 set -euo pipefail
