@@ -21,6 +21,8 @@ from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
+from workdir import workdir_paths
+
 from setlist import generator
 from setlist.config import load_config
 from setlist.pipeline import daily, generate_events
@@ -34,11 +36,7 @@ def sized_overrides(base, events: int, days: int, workdir: Path) -> list[str]:
     probe = generator.generate_day(base.generator, START)  # events of one day at the default size
     users = max(50, round(base.generator.n_users * events / (days * max(len(probe), 1))))
     artists = max(50, round(base.generator.n_artists * math.sqrt(users / base.generator.n_users)))
-    return [f"paths.lake={workdir / 'lake'}", f"paths.raw={workdir / 'raw'}",
-            f"paths.mlflow_tracking_uri=sqlite:///{workdir / 'mlflow.db'}",
-            f"paths.mlflow_artifacts={workdir / 'mlartifacts'}", f"paths.checkpoints={workdir / 'checkpoints'}",
-            f"paths.compiled_models={workdir / 'compiled'}",
-            f"generator.n_users={users}", f"generator.n_artists={artists}", f"generator.days={days}"]
+    return [*workdir_paths(workdir), f"generator.n_users={users}", f"generator.n_artists={artists}", f"generator.days={days}"]
 
 
 def run_size(spark, events: int, days: int, workdir: Path, overrides: list[str]) -> tuple[int, dict[str, float]]:

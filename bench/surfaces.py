@@ -29,6 +29,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from pyspark.sql import functions as F
+from workdir import workdir_paths
 
 from setlist import lab, lake, ranking
 from setlist.candidates.colisten import track_neighbours
@@ -130,9 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
-    overrides = ["spark.log_level=ERROR", f"paths.lake={work / 'lake'}", f"paths.raw={work / 'raw'}",
-                 f"paths.mlflow_tracking_uri=sqlite:///{work / 'mlflow.db'}", f"paths.mlflow_artifacts={work / 'mlart'}",
-                 f"paths.checkpoints={work / 'checkpoints'}", f"paths.compiled_models={work / 'compiled'}",
+    overrides = ["spark.log_level=ERROR", *workdir_paths(work),
                  f"generator.n_users={args.users}", f"generator.days={args.days}", "experiments.experiments=[]",
                  *args.overrides]
     cfg = load_config(overrides=overrides)

@@ -3,7 +3,7 @@ import datetime as dt
 
 from chispa import assert_df_equality
 
-from setlist.candidates.continuation import continuation_candidates, next_tracks
+from setlist.candidates.continuation import consecutive_plays, continuation_candidates, next_tracks
 from setlist.config import ContinuationConfig
 
 START = dt.datetime(2026, 11, 3, 8)
@@ -35,3 +35,10 @@ def test_continuations_of_a_users_rewarded_tracks_become_candidates(spark):
                                    "user_id string, track_id string, source string, source_score double, "
                                    "source_rank int")
     assert_df_equality(actual, wanted, ignore_nullable=True)
+
+
+def test_consecutive_plays_pair_each_play_with_the_one_before_it_in_its_session(spark):
+    listens = plays(spark, [("u1", "a", 0, 200), ("u1", "b", 4, 200), ("u1", "c", 8, 10), ("u1", "d", 200, 200)])
+    wanted = spark.createDataFrame([("u1", "a", "b", True), ("u1", "b", "c", False)],
+                                   "user_id string, seed_track_id string, track_id string, listened boolean")
+    assert_df_equality(consecutive_plays(listens, CFG), wanted, ignore_row_order=True, ignore_nullable=True)

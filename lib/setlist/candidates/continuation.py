@@ -17,7 +17,7 @@ n(a) the plays of a followed by anything in the session:
 """
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 
 from setlist.candidates.common import CANDIDATE_COLUMNS, played_pairs, top_n_per_user
@@ -28,36 +28,40 @@ SOURCE = "continuation"
 NEXT_TRACKS_COLUMNS = ["seed_track_id", "rank", "track_id", "score", "transitions"]
 
 
+def _sessions(listens: DataFrame, cfg: ContinuationConfig, keep: tuple[str, ...] = ()) -> DataFrame:
+    """Listens -> (user_id, track_id, ts, *keep, _listened, _session): a play opens a new session
+    when it starts more than ``session_gap_minutes`` after the previous play stopped."""
+    by_time = Window.partitionBy("user_id").orderBy("ts", "track_id")
+    start_s = F.col("ts").cast("double") - F.col("ms_played") / F.lit(1000.0)
+    gap_s = start_s - F.lag(F.col("ts").cast("double")).over(by_time)
+    new_session = F.when(gap_s.isNull() | (gap_s > cfg.session_gap_minutes * 60.0), 1).otherwise(0)
+    return (listens.select("user_id", "track_id", "ts", *keep, new_session.alias("_new"),
+                           listened_past(cfg.listen_threshold_s).alias("_listened"))
+            .withColumn("_session", F.sum("_new").over(by_time.rowsBetween(Window.unboundedPreceding, 0))))
+
+
+def _in_session() -> WindowSpec:
+    """Plays of one session in order (built per call: a Window needs the active Spark session)."""
+    return Window.partitionBy("user_id", "_session").orderBy("ts", "track_id")
+
+
 def consecutive_plays(listens: DataFrame, cfg: ContinuationConfig, keep: tuple[str, ...] = ()) -> DataFrame:
     """Listens -> (user_id, seed_track_id, track_id, listened, *keep): each play with the play
     before it in the same session (plays that open a session have none and are left out);
     ``keep``: columns of the (second) play to carry along."""
-    by_time = Window.partitionBy("user_id").orderBy("ts", "track_id")
-    start_s = F.col("ts").cast("double") - F.col("ms_played") / F.lit(1000.0)
-    previous_stop = F.lag(F.col("ts").cast("double")).over(by_time)
-    return (listens.select("user_id", "track_id", "ts", "ms_played", *[c for c in keep if c != "ms_played"],
-                           F.lag("track_id").over(by_time).alias("seed_track_id"),
-                           (start_s - previous_stop).alias("_gap_s"),
-                           listened_past(cfg.listen_threshold_s).alias("listened"))
-            .where(F.col("seed_track_id").isNotNull() & (F.col("_gap_s") <= cfg.session_gap_minutes * 60.0)
-                   & (F.col("seed_track_id") != F.col("track_id")))
-            .select("user_id", "seed_track_id", "track_id", "listened", *keep))
+    return (_sessions(listens, cfg, keep)
+            .withColumn("seed_track_id", F.lag("track_id").over(_in_session()))
+            .where(F.col("seed_track_id").isNotNull() & (F.col("seed_track_id") != F.col("track_id")))
+            .select("user_id", "seed_track_id", "track_id", F.col("_listened").alias("listened"), *keep))
 
 
 def forward_plays(listens: DataFrame, cfg: ContinuationConfig) -> DataFrame:
     """Listens -> (seed_track_id, track_id, listened, weight): each play with each of the next
     ``window_plays`` plays of its session, with ``listened`` and weight 1 / distance (rows of
     weight 1, the very next plays, also give n(a))."""
-    by_time = Window.partitionBy("user_id").orderBy("ts", "track_id")
-    start_s = F.col("ts").cast("double") - F.col("ms_played") / F.lit(1000.0)
-    gap_s = start_s - F.lag(F.col("ts").cast("double")).over(by_time)
-    new_session = F.when(gap_s.isNull() | (gap_s > cfg.session_gap_minutes * 60.0), 1).otherwise(0)
-    sessions = (listens.select("user_id", "track_id", "ts", "ms_played", new_session.alias("_new"),
-                               listened_past(cfg.listen_threshold_s).alias("_listened"))
-                .withColumn("_session", F.sum("_new").over(by_time.rowsBetween(Window.unboundedPreceding, 0))))
-    in_session = Window.partitionBy("user_id", "_session").orderBy("ts", "track_id")
-    following = F.array(*[F.struct(F.lead("track_id", d).over(in_session).alias("track_id"),
-                                   F.lead("_listened", d).over(in_session).alias("listened"),
+    sessions = _sessions(listens, cfg)
+    following = F.array(*[F.struct(F.lead("track_id", d).over(_in_session()).alias("track_id"),
+                                   F.lead("_listened", d).over(_in_session()).alias("listened"),
                                    F.lit(1.0 / d).alias("weight")) for d in range(1, cfg.window_plays + 1)])
     return (sessions.select(F.col("track_id").alias("seed_track_id"), following.alias("_following"))
             .select("seed_track_id", F.explode("_following").alias("_next"))
