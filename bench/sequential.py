@@ -1,0 +1,181 @@
+"""The sequential transformer (setlist.sequential) on public next-item benchmarks, next to published rows.
+
+LastFM (S3-Rec's preprocessing; full ranking and the 99-negatives protocol), Amazon Beauty
+(full ranking) and MovieLens-1M (gSASRec's split; test options (a) and (b), see
+setlist.sequential.public), read in place from ../shared/data. Leave-one-out, the user's
+earlier items excluded from the ranking, model picked by validation NDCG@10. Per set: train
+(``fit``, the daily source's loop) with the tuned settings below (``--set key=value`` or
+``--set lastfm.key=value`` overrides them) within ``--max-minutes``, then print HR@{1,5,10},
+NDCG@{5,10}, MRR, CPU seconds per epoch at ``--threads`` and the epochs run, our rows beside
+the published ones, and "met" / "not met" for each target. With a GPU it also times epochs
+there; nothing is logged to MLflow.
+
+    .venv/bin/python bench/sequential.py --datasets lastfm,beauty,ml1m --max-minutes 20 --threads 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from setlist.config import load_config
+from setlist.sequential import public
+from setlist.sequential.training import evaluate, fit, load_model
+
+# Per-set settings over the daily defaults (candidates.sequential): full-catalogue softmax
+# (SASRec + cross-entropy), heavier dropout on the small sets, max_len 50 / 200.
+TUNED = {
+    "lastfm": dict(loss="softmax", negatives=0, max_len=50, dropout=0.5, epochs=300, patience=40,
+                   batch_size=128, learning_rate=1e-3),
+    "beauty": dict(loss="softmax", negatives=0, max_len=50, dropout=0.5, epochs=200, patience=20,
+                   batch_size=128, learning_rate=1e-3),
+    "ml1m": dict(loss="softmax", negatives=0, max_len=200, dropout=0.2, epochs=200, patience=20,
+                 batch_size=128, learning_rate=1e-3),
+}
+# (dataset, protocol) -> [(source, {metric: value}, is a target)]; published figures.
+PUBLISHED = {
+    ("lastfm", "full"): [("BSARec (AAAI 2024)", {"hr@10": 0.0807, "ndcg@10": 0.0435}, True)],
+    ("lastfm", "sampled"): [("S3-Rec (CIKM 2020)", {"hr@10": 0.5835, "ndcg@10": 0.3583}, True)],
+    ("beauty", "full"): [("BSARec (AAAI 2024)", {"ndcg@10": 0.0611}, True)],
+    ("ml1m", "option_a"): [("SASRec, in the HSTU paper (ICML 2024)", {"ndcg@10": 0.1603}, True),
+                           ("HSTU-large (aim)", {"ndcg@10": 0.1893}, True)],
+    ("ml1m", "option_b"): [("SASRec, in the HSTU paper (ICML 2024)", {"ndcg@10": 0.1603}, False)],
+}
+COLUMNS = ["hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr"]
+
+
+def _value(text: str):
+    """A --set value: YAML (true, 0.5, gbce), with 2e-3 read as a number (YAML 1.1 needs 2.0e-3)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def settings_for(name: str, args) -> dict:
+    settings = load_config().candidates.sequential.model_dump()
+    settings.update(TUNED[name], threads=args.threads, device="cpu")
+    if args.epochs:
+        settings["epochs"] = args.epochs
+    for override in args.overrides:
+        key, value = override.split("=", 1)
+        scope, _, key = key.rpartition(".")
+        if scope in ("", name):
+            if key not in settings:
+                raise SystemExit(f"--set {override}: no sequential setting {key!r}")
+            settings[key] = _value(value)
+    return settings
+
+
+def gpu_epoch_seconds(data: public.PublicSet, settings: dict) -> str:
+    if not torch.cuda.is_available():
+        return "no GPU available (torch.cuda.is_available() is False): GPU epoch time not measured"
+    gpu = dict(settings, device="cuda", epochs=2, patience=0)
+    out = fit(data.shard_files, gpu, data.num_items, 1, None)
+    seconds = out["epochs"][-1]["seconds"]
+    return f"GPU ({torch.cuda.get_device_name(0)}): {seconds:.2f} s/epoch (2nd of 2 epochs, no validation)"
+
+
+def run(name: str, args, work: Path) -> dict:
+    settings = settings_for(name, args)
+    loaded = time.perf_counter()
+    data = public.load(name, work / name, settings["max_len"], shards=settings["shards"])
+    print(f"\n== {name}: {data.train_users:,} training users, {data.train_items:,} training items, "
+          f"{data.num_items - 2:,} catalogue items (loaded in {time.perf_counter() - loaded:.1f} s)")
+    print("settings: " + json.dumps({k: settings[k] for k in (
+        "loss", "negatives", "gbce_t", "max_len", "dim", "heads", "layers", "dropout", "relative_bias",
+        "batch_size", "learning_rate", "weight_decay", "epochs", "patience", "threads", "seed")}))
+    for protocol, note in data.notes.items():
+        print(f"test {protocol}: {note}")
+    print(f"validation: {len(data.validation['targets']):,} users, items[:-2] -> items[-2], full ranking")
+    torch.set_num_threads(args.threads)
+
+    def progress(row):
+        if row["epoch"] % args.print_every == 0:
+            print(f"  epoch {row['epoch']:3d} loss {row['loss']:.4f} {row['seconds']:.1f} s "
+                  f"val NDCG@10 {row.get('val_ndcg@10', float('nan')):.4f} HR@10 {row.get('val_hr@10', float('nan')):.4f}",
+                  flush=True)
+
+    budget = args.max_minutes * 60 if args.max_minutes else None
+    started = time.perf_counter()
+    out = fit(data.shard_files, settings, data.num_items, 1, data.validation, exclude_seen=True,
+              time_budget_s=budget, on_epoch=progress)
+    wall = time.perf_counter() - started
+    model = load_model(out["architecture"], out["state"])
+    epochs = out["epochs"]
+    stopped = ("patience" if settings["patience"] and len(epochs) < settings["epochs"]
+               and len(epochs) - out["best_epoch"] >= settings["patience"] else
+               "time budget" if len(epochs) < settings["epochs"] else "epochs")
+    result = {"name": name, "epochs": len(epochs), "best_epoch": out["best_epoch"], "stopped": stopped,
+              "epoch_s": sum(r["seconds"] for r in epochs) / len(epochs), "wall_s": wall,
+              "val_ndcg@10": max(r["val_ndcg@10"] for r in epochs), "notes": data.notes,
+              "tests": {p: evaluate(model, t, exclude_seen=True) for p, t in data.tests.items()}}
+    result["gpu"] = gpu_epoch_seconds(data, settings) if not args.skip_gpu else "GPU timing skipped"
+    return result
+
+
+def print_table(results: list[dict], threads: int) -> None:
+    header = f"{'set / protocol':18} {'model':38} " + " ".join(f"{c:>7}" for c in COLUMNS) + \
+        f" {'s/epoch':>8} {'epochs':>10}"
+    print("\n" + header + "\n" + "-" * len(header))
+    verdicts = []
+    for result in results:
+        for protocol, metrics in result["tests"].items():
+            label = f"{result['name']} {protocol}"
+            figures = " ".join(f"{metrics[c]:7.4f}" for c in COLUMNS)
+            print(f"{label:18} {'ours (setlist.sequential)':38} {figures} {result['epoch_s']:8.2f} "
+                  f"{str(result['epochs']) + ' (' + str(result['best_epoch']) + ')':>10}")
+            for source, figures_, target in PUBLISHED.get((result["name"], protocol), []):
+                cells = " ".join(f"{figures_[c]:7.4f}" if c in figures_ else f"{'-':>7}" for c in COLUMNS)
+                print(f"{'':18} {source:38} {cells}")
+                if target:
+                    for metric, value in figures_.items():
+                        met = metrics[metric] >= value
+                        verdicts.append(f"{label} {metric} {metrics[metric]:.4f} vs {value:.4f} {source}: "
+                                        f"{'met' if met else 'not met'}")
+    print(f"(s/epoch: training only, {threads} CPU thread(s); epochs: run (best by validation NDCG@10))")
+    print("\nTargets:")
+    for line in verdicts:
+        print("  " + line)
+    print()
+    for result in results:
+        print(f"{result['name']}: {result['epochs']} epochs in {result['wall_s'] / 60:.1f} min (stopped by "
+              f"{result['stopped']}), best epoch {result['best_epoch']}, validation NDCG@10 "
+              f"{result['val_ndcg@10']:.4f}; {result['gpu']}")
+        for protocol, note in result["notes"].items():
+            print(f"  {protocol}: {note}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="lastfm,beauty,ml1m", help="comma-separated: lastfm, beauty, ml1m")
+    parser.add_argument("--epochs", type=int, default=0, help="epochs per set (default: the tuned ones)")
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="training time budget per set: no epoch starts after it (0: none)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="setting=value for every set, or set.setting=value (e.g. ml1m.dropout=0.3)")
+    parser.add_argument("--workdir", default=None, help="scratch folder for the shards (default: a temp dir)")
+    parser.add_argument("--print-every", type=int, default=10, help="progress line every N epochs")
+    parser.add_argument("--skip-gpu", action="store_true", help="do not time epochs on a GPU")
+    args = parser.parse_args()
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    unknown = set(names) - set(public.LOADERS)
+    if unknown:
+        raise SystemExit(f"--datasets: unknown {sorted(unknown)}; choose from {sorted(public.LOADERS)}")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="setlist-bench-seq-"))
+    print(f"torch {torch.__version__}, {args.threads} CPU thread(s), cuda available: {torch.cuda.is_available()}")
+    results = [run(name, args, work) for name in names]
+    print_table(results, args.threads)
+
+
+if __name__ == "__main__":
+    main()

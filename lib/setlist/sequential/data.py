@@ -1,0 +1,130 @@
+"""Sequence shards -> model inputs: the streaming dataset the trainer reads, and its examples.
+
+A shard is a Parquet file of sequence records (:data:`SEQUENCE_COLUMNS`, written by the Spark
+sequence builder or by :func:`write_shards`): ``items`` (vocabulary indices, see
+:mod:`.model`), ``surfaces`` (codes, 0 = none), ``outcomes`` (1 skipped, 2 listened) and
+``gaps`` (seconds since the user's previous play), all of one length, oldest play first.
+
+:class:`SequenceShards` streams the shards in record batches (never a whole shard in memory)
+through a seeded shuffle buffer; under ``torch.distributed`` each process reads its own files.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import IterableDataset
+
+from setlist.sequential.model import FIRST_ITEM, LISTENED, PAD
+
+SEQUENCE_COLUMNS = ["items", "surfaces", "outcomes", "gaps"]
+SHARD_SCHEMA = pa.schema([("user_id", pa.string()), ("items", pa.list_(pa.int32())),
+                          ("surfaces", pa.list_(pa.int8())), ("outcomes", pa.list_(pa.int8())),
+                          ("gaps", pa.list_(pa.float32()))])
+
+
+def _left_padded(values, length: int, dtype) -> np.ndarray:
+    out = np.zeros(length, dtype=dtype)
+    values = np.asarray(values, dtype=dtype)[-length:]
+    if len(values):
+        out[length - len(values):] = values
+    return out
+
+
+def model_input(items, surfaces, outcomes, gaps, max_len: int) -> dict[str, np.ndarray]:
+    """The last ``max_len`` plays as left-padded arrays; ``times`` = seconds since the first kept play."""
+    items, gaps = list(items)[-max_len:], np.asarray(gaps, dtype=np.float64)[-max_len:]
+    times = np.cumsum(np.concatenate([[0.0], gaps[1:]])) if len(gaps) else gaps
+    return {"items": _left_padded(items, max_len, np.int64),
+            "surfaces": _left_padded(list(surfaces)[-max_len:], max_len, np.int64),
+            "outcomes": _left_padded(list(outcomes)[-max_len:], max_len, np.int64),
+            "times": _left_padded(times, max_len, np.float32)}
+
+
+def training_example(items, surfaces, outcomes, gaps, max_len: int) -> dict[str, np.ndarray] | None:
+    """Inputs = all plays but the last ``max_len + 1``-th window's last; targets = each next play
+    where it was listened to and is a known item (PAD elsewhere, no loss there). None when no
+    position has a target."""
+    items, outcomes = np.asarray(items, dtype=np.int64), np.asarray(outcomes, dtype=np.int64)
+    if len(items) < 2:
+        return None
+    start = max(0, len(items) - max_len - 1)
+    window = slice(start, len(items))
+    example = model_input(items[window][:-1], list(surfaces)[window][:-1], outcomes[window][:-1],
+                          list(gaps)[window][:-1], max_len)
+    nxt, nxt_outcome = items[window][1:], outcomes[window][1:]
+    targets = np.where((nxt_outcome == LISTENED) & (nxt >= FIRST_ITEM), nxt, PAD)
+    if not targets.any():
+        return None
+    example["targets"] = _left_padded(targets, max_len, np.int64)
+    return example
+
+
+class SequenceShards(IterableDataset):
+    """Training examples streamed from Parquet shards; ``set_epoch`` reseeds the order."""
+
+    def __init__(self, files: list[str], max_len: int, seed: int = 0, shuffle_buffer: int = 4096,
+                 batch_rows: int = 1024):
+        super().__init__()
+        if not files:
+            raise ValueError("SequenceShards: no shard files to read")
+        self.files, self.max_len, self.seed = sorted(files), max_len, seed
+        self.shuffle_buffer, self.batch_rows, self.epoch = shuffle_buffer, batch_rows, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _my_files(self) -> list[str]:
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        files = self.files[rank::world] or self.files[rank % len(self.files)::len(self.files)]
+        random.Random(self.seed * 1009 + self.epoch).shuffle(files)
+        return files
+
+    def _examples(self):
+        for path in self._my_files():
+            for batch in pq.ParquetFile(_local(path)).iter_batches(batch_size=self.batch_rows,
+                                                                   columns=SEQUENCE_COLUMNS):
+                columns = [batch.column(name).to_pylist() for name in SEQUENCE_COLUMNS]
+                for record in zip(*columns):
+                    example = training_example(*record, self.max_len)
+                    if example is not None:
+                        yield example
+
+    def __iter__(self):
+        rng = random.Random(self.seed * 7919 + self.epoch)
+        buffer: list = []
+        for example in self._examples():
+            if len(buffer) < self.shuffle_buffer:
+                buffer.append(example)
+                continue
+            index = rng.randrange(len(buffer))
+            yield buffer[index]
+            buffer[index] = example
+        rng.shuffle(buffer)
+        yield from buffer
+
+
+def _local(path: str) -> str:
+    return path[len("file:"):] if path.startswith("file:") else path
+
+
+def write_shards(records: pa.Table, folder: str | Path, shards: int) -> list[str]:
+    """Sequence records (:data:`SHARD_SCHEMA`) -> ``shards`` Parquet files under ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = records.cast(SHARD_SCHEMA)
+    size = -(-records.num_rows // shards)
+    paths = []
+    for shard in range(shards):
+        part = records.slice(shard * size, size)
+        if part.num_rows:
+            path = folder / f"part-{shard:05d}.parquet"
+            pq.write_table(part, path)
+            paths.append(str(path))
+    return paths
