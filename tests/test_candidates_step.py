@@ -12,7 +12,9 @@ from setlist.publish import RANKED_RECS_COLUMNS
 
 DS = "2026-11-03"
 SMALL = ["candidates.top_n_per_source=5", "candidates.als.rank=4", "candidates.als.max_iter=3",
-         "candidates.als.num_blocks=1", "candidates.colisten.min_pair_count=1", "publish.top_n=8"]
+         "candidates.als.num_blocks=1", "candidates.colisten.min_pair_count=1", "publish.top_n=8",
+         # The sequential source needs a trained champion: tests/test_sequential_step.py.
+         "candidates.sources=[als,popularity,colisten,own_artists,ease,continuation]"]
 LISTEN_SCHEMA = ("event_id string, user_id string, track_id string, artist_id string, ts timestamp, "
                  "ms_played long, track_duration_ms long, reason_start string, reason_end string, "
                  "surface string, platform string, shuffle boolean, skipped boolean, saved boolean, ds string")

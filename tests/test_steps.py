@@ -15,7 +15,7 @@ from setlist.config import TablesConfig, load_config
 from setlist.errors import ConfigError, IngestError
 from setlist.pipeline import daily, train_ranker
 
-CHAIN = ["ingest", "interactions", "candidates", "next_tracks", "assign_experiments", "train_ranker", "publish",
+CHAIN = ["ingest", "interactions", "train_sequential", "candidates", "next_tracks", "assign_experiments", "train_ranker", "publish",
          "analyze_experiment", "mark_complete"]
 DAY = "2026-11-07"
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_without_train_in_daily_publish_follows_candidates_and_the_assignments()
 
 
 def test_an_unknown_step_names_the_valid_ones():
-    with pytest.raises(Exception, match="expected one of ingest, interactions, candidates"):
+    with pytest.raises(Exception, match="expected one of ingest, interactions, train_sequential, candidates"):
         steps.get("recommend")
 
 

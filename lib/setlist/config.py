@@ -106,6 +106,8 @@ class TablesConfig(Section):
     user_friends: TableName = "user_friends"
     # Per seed track, the ranked continuations a player looks up at play time.
     next_tracks: TableName = "next_tracks"
+    # train_sequential's training shards of each day: per user the play sequence, held-out plays removed.
+    sequences: TableName = "sequences"
 
 
 class EventsConfig(Section):
@@ -622,15 +624,74 @@ class ContinuationConfig(Section):
     top_n: int = Field(default=100, gt=0)
 
 
+class SequentialConfig(Section):
+    """The causal transformer source (setlist.sequential): sequences, model, training, gate."""
+    # Plays of the last history_days days before the day's end form each user's sequence, the
+    # latest max_len of them; users with fewer than min_sequence_items plays are not trained on.
+    history_days: int = Field(default=28, gt=0)
+    max_len: int = Field(default=50, gt=1)
+    min_sequence_items: int = Field(default=2, ge=2)
+    dim: int = Field(default=64, gt=0)
+    heads: int = Field(default=2, gt=0)
+    layers: int = Field(default=2, gt=0)
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    # HSTU-style learned attention bias on the distance between positions and the time between plays.
+    relative_bias: bool = False
+    time_buckets: int = Field(default=32, gt=0)
+    # gBCE (gSASRec) or softmax over negatives sampled per batch; softmax with 0 = the whole catalogue.
+    loss: Literal["gbce", "softmax"] = "gbce"
+    negatives: int = Field(default=256, ge=0)
+    gbce_t: float = Field(default=0.75, ge=0, le=1)
+    epochs: int = Field(default=20, gt=0)
+    # Stop after this many epochs without a better validation NDCG@10 (0: never).
+    patience: int = Field(default=3, ge=0)
+    batch_size: int = Field(default=128, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    shuffle_buffer: int = Field(default=4096, gt=0)
+    seed: int = 11
+    # 0: PyTorch's default thread count.
+    threads: int = Field(default=0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # TorchDistributor processes (GPUs with device cuda); local mode runs them on the driver.
+    num_processes: int = Field(default=1, gt=0)
+    # Training shards written per day (at least num_processes, so every process reads one).
+    shards: int = Field(default=4, gt=0)
+    # Users whose last listened play is held out to validate each epoch and to gate the model.
+    validation_users: int = Field(default=1000, gt=0)
+    train_in_daily: bool = True
+    model_name: str = "setlist-sequential"
+    # Promote a model whose validation NDCG@10 >= the champion's - gate_tolerance (same users).
+    gate_tolerance: float = Field(default=0.005, ge=0)
+    # Users scored per Arrow batch at inference.
+    score_batch_users: int = Field(default=256, gt=0)
+    exclude_played: bool = False
+    top_n: int = Field(default=100, gt=0)
+
+    @model_validator(mode="after")
+    def _check_model(self) -> "SequentialConfig":
+        if self.dim % self.heads:
+            raise _invalid("candidates.sequential.dim", f"{self.dim} is not a multiple of heads={self.heads}")
+        if self.loss == "gbce" and self.negatives == 0:
+            raise _invalid("candidates.sequential.negatives", "gbce needs sampled negatives (> 0)")
+        if self.shards < self.num_processes:
+            raise _invalid("candidates.sequential.shards", f"{self.shards} shards for num_processes="
+                           f"{self.num_processes}: every process needs one")
+        return self
+
+
 class CandidatesConfig(Section):
-    sources: list[Literal["als", "popularity", "colisten", "own_artists", "ease", "continuation"]] = Field(
-        default_factory=lambda: ["als", "popularity", "colisten", "own_artists", "ease", "continuation"],
+    sources: list[Literal["als", "popularity", "colisten", "own_artists", "ease", "continuation",
+                          "sequential"]] = Field(
+        default_factory=lambda: ["als", "popularity", "colisten", "own_artists", "ease", "continuation",
+                                 "sequential"],
         min_length=1)
     # Every source's top_n unless its own section sets one.
     top_n_per_source: int = Field(default=100, gt=0)
     # Publishing order until the ranker exists: earlier sources first.
     source_priority: list[str] = Field(
-        default_factory=lambda: ["als", "ease", "colisten", "continuation", "own_artists", "popularity"])
+        default_factory=lambda: ["als", "ease", "sequential", "colisten", "continuation", "own_artists",
+                                 "popularity"])
     # Listens read by the step (popularity window, co-listening sessions).
     listens_lookback_days: int = Field(default=28, gt=0)
     als: AlsConfig = AlsConfig()
@@ -639,9 +700,10 @@ class CandidatesConfig(Section):
     own_artists: OwnArtistsConfig = OwnArtistsConfig()
     ease: EaseConfig = EaseConfig()
     continuation: ContinuationConfig = ContinuationConfig()
+    sequential: SequentialConfig = SequentialConfig()
 
     SOURCE_SECTIONS: ClassVar[tuple[str, ...]] = ("als", "popularity", "colisten", "own_artists", "ease",
-                                                  "continuation")
+                                                  "continuation", "sequential")
 
     @model_validator(mode="before")
     @classmethod

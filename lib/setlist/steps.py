@@ -25,6 +25,10 @@ def ranker_in_daily(cfg: SetlistConfig) -> bool:
     return cfg.ranking.train_in_daily
 
 
+def sequential_in_daily(cfg: SetlistConfig) -> bool:
+    return "sequential" in cfg.candidates.sources and cfg.candidates.sequential.train_in_daily
+
+
 def gate_outcome(result: Any) -> str:
     """train_ranker's TrainResult as one phrase: promoted / refused / skipped and why."""
     return f"{result.status}: {result.message}"
@@ -71,9 +75,15 @@ STEPS: tuple[Step, ...] = (
     Step("interactions", "setlist.pipeline.build_interactions:run",
          "one row per user and track with a decayed reward",
          after=("ingest",), reads=("listens",), writes=("interactions",)),
+    # Writes the day's training shards, an MLflow run, a registered model and, if the gate passes,
+    # the sequential champion alias the candidates step scores with.
+    Step("train_sequential", "setlist.pipeline.train_sequential:run",
+         "train, register and gate the sequential transformer on the play sequences up to the day",
+         after=("ingest",), reads=("listens",), writes=("sequences",),
+         enabled=sequential_in_daily, outcome=gate_outcome),
     Step("candidates", "setlist.pipeline.candidates:run",
          "candidate tracks per user from every configured source",
-         after=("interactions",), reads=("interactions", "listens"), writes=("candidates",)),
+         after=("interactions", "train_sequential"), reads=("interactions", "listens"), writes=("candidates",)),
     Step("next_tracks", "setlist.pipeline.next_tracks:run",
          "per seed track, the ranked tracks listeners went on to (a player continues a session with it)",
          after=("ingest",), reads=("listens",), writes=("next_tracks",)),

@@ -46,8 +46,8 @@ def log_params(params: dict) -> None:
     mlflow.log_params({key: str(value) for key, value in params.items()})
 
 
-def log_metrics(metrics: dict[str, float]) -> None:
-    mlflow.log_metrics({key: float(value) for key, value in metrics.items()})
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
 
 
 def log_spark_model(model, name: str) -> str:
@@ -109,12 +109,14 @@ def log_ranker(cfg: SetlistConfig, booster, input_example) -> int:
     return int(info.registered_model_version)
 
 
-def champion_version(cfg: SetlistConfig) -> int | None:
-    """The registry version holding ``tracking.champion_alias``, or None (no model or no alias)."""
+def champion_version(cfg: SetlistConfig, model_name: str | None = None) -> int | None:
+    """The registry version of ``model_name`` (default ``tracking.model_name``, the ranker)
+    holding ``tracking.champion_alias``, or None (no model or no alias)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        version = _client(cfg).get_model_version_by_alias(cfg.tracking.model_name, cfg.tracking.champion_alias)
+        version = _client(cfg).get_model_version_by_alias(model_name or cfg.tracking.model_name,
+                                                          cfg.tracking.champion_alias)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
@@ -141,8 +143,39 @@ def resolve_model_ref(cfg: SetlistConfig, ref: str | int) -> int:
                            f"'{cfg.tracking.model_name}' in the registry ({exc.error_code})") from None
 
 
-def set_champion(cfg: SetlistConfig, version: int) -> None:
-    _client(cfg).set_registered_model_alias(cfg.tracking.model_name, cfg.tracking.champion_alias, str(version))
+def set_champion(cfg: SetlistConfig, version: int, model_name: str | None = None) -> None:
+    _client(cfg).set_registered_model_alias(model_name or cfg.tracking.model_name, cfg.tracking.champion_alias,
+                                            str(version))
+
+
+def register_artifacts(cfg: SetlistConfig, folder: str | Path, artifact_path: str, model_name: str) -> int:
+    """Log a local folder of model files in the active run and register it as a new version of
+    ``model_name`` (a model that no MLflow flavour covers: the sequential transformer's state,
+    architecture and vocabulary); returns the version."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
+    client = _client(cfg)
+    try:
+        client.create_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = client.create_model_version(model_name, source=mlflow.get_artifact_uri(artifact_path),
+                                          run_id=mlflow.active_run().info.run_id)
+    return int(version.version)
+
+
+def champion_run_id(cfg: SetlistConfig, model_name: str) -> str | None:
+    """The MLflow run that logged ``model_name``'s champion, or None without one."""
+    version = champion_version(cfg, model_name)
+    return None if version is None else _client(cfg).get_model_version(model_name, str(version)).run_id
+
+
+def download_model_files(cfg: SetlistConfig, model_name: str, version: int) -> Path:
+    """The files of a version registered by :func:`register_artifacts`, as a local folder."""
+    source = _client(cfg).get_model_version(model_name, str(version)).source
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=source))
 
 
 def load_ranker(cfg: SetlistConfig, version: int):

@@ -20,9 +20,12 @@ from setlist.candidates.colisten import colisten_candidates
 from setlist.candidates.continuation import continuation_candidates
 from setlist.candidates.ease import ease_candidates
 from setlist.candidates.own_artists import own_artists_candidates
+from setlist.candidates.common import CANDIDATE_SCHEMA
 from setlist.candidates.popularity import popularity_candidates
+from setlist.candidates.sequential import SequentialSource
 from setlist.candidates.union import union_candidates
 from setlist.config import CandidatesConfig, SetlistConfig
+from setlist.sequential.registry import champion_files
 from setlist.spark import set_checkpoint_dir
 
 log = logging.getLogger(__name__)
@@ -49,8 +52,10 @@ def recent_listens(spark: SparkSession, cfg: SetlistConfig, ds: str) -> DataFram
     return listens.where((F.col("ds") >= first.isoformat()) & (F.col("ds") <= ds))
 
 
-def source_frames(interactions: DataFrame, listens: DataFrame | None, cfg: CandidatesConfig):
-    """Yield (source, candidates, fitted model or None, info) for each configured source, lazily."""
+def source_frames(interactions: DataFrame, listens: DataFrame | None, cfg: CandidatesConfig,
+                  sequential: SequentialSource | None = None):
+    """Yield (source, candidates, fitted model or None, info) for each configured source, lazily.
+    The sequential source needs its champion model (``sequential``); without one it proposes nothing."""
     for name in cfg.sources:
         if name == "als":
             model = fit_als(interactions, cfg.als)
@@ -66,10 +71,18 @@ def source_frames(interactions: DataFrame, listens: DataFrame | None, cfg: Candi
         elif name == "ease":
             frame, info = ease_candidates(interactions, cfg.ease)
             yield name, frame, None, info
+        elif name == "sequential":
+            if sequential is None:
+                spark = interactions.sparkSession
+                yield name, spark.createDataFrame([], CANDIDATE_SCHEMA), None, {"sequential_model": "not loaded"}
+            else:
+                frame, info = sequential.candidates()
+                yield name, frame, None, info
 
 
 def build_candidates(interactions: DataFrame, listens: DataFrame | None, cfg: CandidatesConfig,
-                     frames: list[DataFrame], on_model=None) -> tuple[DataFrame, dict]:
+                     frames: list[DataFrame], on_model=None,
+                     sequential: SequentialSource | None = None) -> tuple[DataFrame, dict]:
     """Every configured source on ``interactions`` (and ``listens``) -> (the union, metrics).
 
     Numbers a source reports (e.g. the EASE item count) join the metrics; its words (which
@@ -77,11 +90,12 @@ def build_candidates(interactions: DataFrame, listens: DataFrame | None, cfg: Ca
 
     Each source is persisted and counted in turn (so each one's wall time is its own) and
     appended to ``frames``, which the caller unpersists once the union is written.
-    ``on_model(model)`` receives a fitted Spark model (ALS) to log.
+    ``on_model(model)`` receives a fitted Spark model (ALS) to log. With ``sequential``, the
+    union's ``sequential_score`` is the model's score of every candidate it can score.
     """
     metrics: dict = {"tags": {}}
     started = time.perf_counter()
-    for name, frame, model, info in source_frames(interactions, listens, cfg):
+    for name, frame, model, info in source_frames(interactions, listens, cfg, sequential):
         frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
         counts = frame.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("user_id").alias("users")).first()
         metrics.update({f"{name}_rows": counts["rows"], f"{name}_users": counts["users"],
@@ -94,7 +108,8 @@ def build_candidates(interactions: DataFrame, listens: DataFrame | None, cfg: Ca
             log.info("candidates %s: %s = %s", name, key, value)
         frames.append(frame)
         started = time.perf_counter()
-    return union_candidates(frames, cfg.sources), metrics
+    union = union_candidates(frames, cfg.sources)
+    return (sequential.with_scores(union) if sequential is not None else union), metrics
 
 
 def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> dict[str, float]:
@@ -104,13 +119,19 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> dict[s
     listens = recent_listens(spark, cfg, ds)
     frames: list[DataFrame] = []
     metrics: dict[str, float] = {}
+    sequential = None
+    if "sequential" in cfg.candidates.sources:
+        sequential = SequentialSource(spark, champion_files(cfg), listens, ds, cfg.events.surfaces, cfg.rewards,
+                                      cfg.candidates.sequential)
     try:
         with tracking.start_run(cfg, f"candidates-{ds}", {"ds": ds, "run_id": run_id, "step": "candidates"}):
             tracking.log_params(flatten(cfg.candidates.model_dump()))
             union, metrics = build_candidates(interactions, listens, cfg.candidates, frames,
-                                              lambda model: tracking.log_spark_model(model, ALS_ARTIFACT))
+                                              lambda model: tracking.log_spark_model(model, ALS_ARTIFACT), sequential)
             tracking.set_tags(metrics.pop("tags"))
-            lake.write_partition(union.withColumn("ds", F.lit(ds)), cfg, cfg.tables.candidates, ds, run_id)
+            # add_columns: a source added to the config adds its columns; older days read them as null.
+            lake.write_partition(union.withColumn("ds", F.lit(ds)), cfg, cfg.tables.candidates, ds, run_id,
+                                 add_columns=True)
             written = lake.read_table(spark, cfg, cfg.tables.candidates, ds)
             totals = written.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("user_id").alias("users")).first()
             users = interactions.select("user_id").distinct().count()
@@ -121,6 +142,8 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> dict[s
     finally:
         for frame in frames:
             frame.unpersist()
+        if sequential is not None:
+            sequential.release()
         interactions.unpersist()
     log.info("candidates %s: %s", ds, metrics)
     return metrics
