@@ -72,7 +72,9 @@ class SequenceShards(IterableDataset):
         super().__init__()
         if not files:
             raise ValueError("SequenceShards: no shard files to read")
-        self.files, self.max_len, self.seed = sorted(files), max_len, seed
+        # In the caller's order (train_sequential orders shards by content, not by their random
+        # names), so that the seeded shuffle gives a rerun the same stream.
+        self.files, self.max_len, self.seed = list(files), max_len, seed
         self.shuffle_buffer, self.batch_rows, self.epoch = shuffle_buffer, batch_rows, 0
 
     def set_epoch(self, epoch: int) -> None:
