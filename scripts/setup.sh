@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # One-shot set-up: virtualenv in .venv, Setlist with its test and bench extras, Delta and s3a JARs
 # in .cache/jars, a native BLAS for Spark ML. Safe to rerun; every step is skipped or refreshed as
-# needed. Extras: SETLIST_EXTRAS="test,bench,sequential".
+# needed. Extras (default all three): SETLIST_EXTRAS="test,bench,sequential".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS="${SETLIST_EXTRAS:-test,bench}"
+EXTRAS="${SETLIST_EXTRAS:-test,bench,sequential}"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 

@@ -11,7 +11,13 @@ from setlist.spark import build_session
 
 TEST_OVERRIDES = ["spark.master=local[2]", "spark.shuffle_partitions=1",
                   "spark.conf={spark.databricks.delta.snapshotPartitions: '1', spark.default.parallelism: '2'}",
-                  "spark.log_level=ERROR", "spark.driver_memory=2g"]
+                  "spark.log_level=ERROR", "spark.driver_memory=2g",
+                  # A tiny transformer, trained in the daily chain only where a test asks for it
+                  # (each training starts a torchrun process: seconds of start-up).
+                  "candidates.sequential.dim=8", "candidates.sequential.heads=1", "candidates.sequential.layers=1",
+                  "candidates.sequential.epochs=1", "candidates.sequential.negatives=8",
+                  "candidates.sequential.shards=1", "candidates.sequential.validation_users=20",
+                  "candidates.sequential.threads=1", "candidates.sequential.train_in_daily=false"]
 
 
 @pytest.fixture(scope="session")

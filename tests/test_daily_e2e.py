@@ -17,7 +17,9 @@ SMALL = ["generator.n_users=60", "generator.n_artists=40", "generator.n_genres=5
          "generator.files_per_day=2", "publish.top_n=10",
          # One ALS block: Spark sums YtY over blocks in task-finish order, so with more
          # blocks a rerun differs in the last float bits and near-tied ranks can swap.
-         "candidates.als.num_blocks=1", "candidates.als.rank=8", "candidates.als.max_iter=5"]
+         "candidates.als.num_blocks=1", "candidates.als.rank=8", "candidates.als.max_iter=5",
+         # The whole chain, the transformer included: train_sequential -> candidates -> ranker -> publish.
+         "candidates.sequential.train_in_daily=true"]
 
 
 def frame(cfg, table):
@@ -92,6 +94,15 @@ def test_recommendations_are_ranked_lists_per_user_and_day(generated):
         assert lst.sort_values("rank").score.is_monotonic_decreasing
     users_with_history = frame(cfg, "interactions").query("ds == @DAYS[1]").user_id.nunique()
     assert recs[recs.ds == DAYS[1]].user_id.nunique() == users_with_history
+
+
+def test_the_transformer_trained_in_the_chain_proposes_candidates_that_reach_the_lists(generated):
+    cfg, _ = generated
+    union = frame(cfg, "candidates")
+    for ds in DAYS:  # each day's candidates are scored by that day's champion
+        assert union[(union.ds == ds) & union.sequential_flag.fillna(False)].user_id.nunique() > 0
+    recs = frame(cfg, "ranked_recs")
+    assert recs.sources.map(lambda s: "sequential" in list(s)).any()
 
 
 def test_rerunning_a_day_replaces_it_with_the_same_content(spark, generated):

@@ -13,9 +13,8 @@ from setlist.sequential.registry import champion_files
 DAY1, DAY2 = "2026-11-03", "2026-11-04"
 SMALL = ["candidates.top_n_per_source=5", "candidates.als.rank=4", "candidates.als.max_iter=2",
          "candidates.als.num_blocks=1", "candidates.colisten.min_pair_count=1",
-         "candidates.sequential.dim=16", "candidates.sequential.heads=1", "candidates.sequential.layers=1",
-         "candidates.sequential.epochs=2", "candidates.sequential.negatives=4", "candidates.sequential.shards=2",
-         "candidates.sequential.validation_users=3", "candidates.sequential.threads=1"]
+         "candidates.sequential.dim=16", "candidates.sequential.epochs=2", "candidates.sequential.negatives=4",
+         "candidates.sequential.shards=2", "candidates.sequential.validation_users=3"]
 LISTEN_SCHEMA = ("event_id string, user_id string, track_id string, artist_id string, ts timestamp, "
                  "ms_played long, track_duration_ms long, reason_start string, reason_end string, "
                  "surface string, platform string, shuffle boolean, skipped boolean, saved boolean, ds string")

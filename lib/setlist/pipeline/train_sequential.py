@@ -78,10 +78,15 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> TrainR
             message = f"no trainable sequences in {first}..{ds} ({users} users, {short} too short)"
             log.info("train_sequential %s skipped: %s", ds, message)
             return TrainResult(SKIPPED, message)
+        # Users hashed to shards and sorted in them, shards ordered by their first user: a rerun of
+        # the day trains on the same stream, so the same seed gives the same model.
         shards = (without_last_play(trainable, held).select(*SHARD_COLUMNS).withColumn("ds", F.lit(ds))
-                  .repartition(seq.shards))
+                  .repartition(seq.shards, "user_id").sortWithinPartitions("user_id"))
         lake.write_partition(shards, cfg, cfg.tables.sequences, ds, run_id)
-        files = lake.read_table(spark, cfg, cfg.tables.sequences, ds).inputFiles()
+        written = lake.read_table(spark, cfg, cfg.tables.sequences, ds)
+        first_users = (written.groupBy(F.input_file_name().alias("file")).agg(F.min("user_id").alias("first"))
+                       .orderBy("first").collect())
+        files = [row["file"] for row in first_users]
         vocabulary_pdf = vocabulary.toPandas()
         num_items = int(vocabulary_pdf["item_index"].max()) + 1
         index_of = dict(zip(vocabulary_pdf["track_id"], vocabulary_pdf["item_index"].astype(int)))
