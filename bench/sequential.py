@@ -34,8 +34,8 @@ TUNED = {
                    batch_size=128, learning_rate=1e-3),
     "beauty": dict(loss="softmax", negatives=0, max_len=50, dropout=0.5, epochs=200, patience=20,
                    batch_size=128, learning_rate=1e-3),
-    "ml1m": dict(loss="softmax", negatives=0, max_len=200, dropout=0.2, epochs=200, patience=20,
-                 batch_size=128, learning_rate=1e-3),
+    "ml1m": dict(loss="softmax", negatives=0, max_len=200, dropout=0.2, epochs=300, patience=25,
+                 batch_size=64, learning_rate=2e-3),
 }
 # (dataset, protocol) -> [(source, {metric: value}, is a target)]; published figures.
 PUBLISHED = {
@@ -62,6 +62,7 @@ def _value(text: str):
 
 def settings_for(name: str, args) -> dict:
     settings = load_config().candidates.sequential.model_dump()
+    settings.setdefault("attention_dropout", 0.0)
     settings.update(TUNED[name], threads=args.threads, device="cpu")
     if args.epochs:
         settings["epochs"] = args.epochs
@@ -91,7 +92,8 @@ def run(name: str, args, work: Path) -> dict:
     print(f"\n== {name}: {data.train_users:,} training users, {data.train_items:,} training items, "
           f"{data.num_items - 2:,} catalogue items (loaded in {time.perf_counter() - loaded:.1f} s)")
     print("settings: " + json.dumps({k: settings[k] for k in (
-        "loss", "negatives", "gbce_t", "max_len", "dim", "heads", "layers", "dropout", "relative_bias",
+        "loss", "negatives", "gbce_t", "max_len", "dim", "heads", "layers", "dropout", "attention_dropout",
+        "relative_bias",
         "batch_size", "learning_rate", "weight_decay", "epochs", "patience", "threads", "seed")}))
     for protocol, note in data.notes.items():
         print(f"test {protocol}: {note}")
