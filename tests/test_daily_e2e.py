@@ -103,6 +103,14 @@ def test_the_transformer_trained_in_the_chain_proposes_candidates_that_reach_the
         assert union[(union.ds == ds) & union.sequential_flag.fillna(False)].user_id.nunique() > 0
     recs = frame(cfg, "ranked_recs")
     assert recs.sources.map(lambda s: "sequential" in list(s)).any()
+    # Day 2's model went through the gate against day 1's champion, on the same held-out plays.
+    import mlflow
+    mlflow.set_tracking_uri(cfg.paths.mlflow_tracking_uri)
+    runs = mlflow.search_runs(experiment_names=[cfg.tracking.experiment_name], output_format="list",
+                              filter_string="tags.step = 'train_sequential'")
+    day2 = next(r for r in runs if r.data.tags["ds"] == DAYS[1])
+    assert "champion_val_ndcg_at_10" in day2.data.metrics
+    assert day2.data.tags["gate_decision"] in ("promoted", "refused") and "champion's" in day2.data.tags["gate_message"]
 
 
 def test_rerunning_a_day_replaces_it_with_the_same_content(spark, generated):
