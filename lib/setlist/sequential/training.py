@@ -190,5 +190,5 @@ def fit(shard_files: list[str], settings: dict[str, Any], num_items: int, num_su
         model.load_state_dict(best_state)
     best_epoch = max(epochs, key=lambda r: r.get("val_ndcg@10", r["epoch"]))["epoch"]
     return {"state": state_bytes(model), "architecture": model.architecture, "epochs": epochs,
-            "best_epoch": best_epoch}
+            "best_epoch": best_epoch, "processes": world}
 
