@@ -30,10 +30,10 @@ from setlist.sequential.training import evaluate, fit, load_model
 # Per-set settings over the daily defaults (candidates.sequential): full-catalogue softmax
 # (SASRec + cross-entropy), heavier dropout on the small sets, max_len 50 / 200.
 TUNED = {
-    "lastfm": dict(loss="softmax", negatives=0, max_len=50, dropout=0.5, epochs=300, patience=40,
-                   batch_size=128, learning_rate=1e-3),
-    "beauty": dict(loss="softmax", negatives=0, max_len=50, dropout=0.5, epochs=200, patience=20,
-                   batch_size=128, learning_rate=1e-3),
+    "lastfm": dict(loss="softmax", negatives=0, max_len=50, dropout=0.5, attention_dropout=0.5, epochs=300,
+                   patience=40, batch_size=64, learning_rate=1e-3),
+    "beauty": dict(loss="softmax", negatives=0, max_len=50, dropout=0.5, attention_dropout=0.5, epochs=200,
+                   patience=15, batch_size=128, learning_rate=1e-3),
     "ml1m": dict(loss="softmax", negatives=0, max_len=200, dropout=0.2, epochs=300, patience=25,
                  batch_size=64, learning_rate=2e-3),
 }
