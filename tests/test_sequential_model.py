@@ -7,7 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-torch = pytest.importorskip("torch")
+# Set-up installs the sequential extra: a missing torch is a failure here, never a skip.
+import torch  # noqa: E402
 
 from setlist.sequential import metrics  # noqa: E402
 from setlist.sequential.data import SHARD_SCHEMA, SequenceShards, training_example, write_shards  # noqa: E402
