@@ -25,7 +25,8 @@ DAY = "2026-11-01"
 EXPECTED_EDGES = [["assign_experiments", "publish"], ["candidates", "train_ranker"], ["ingest", "assign_experiments"],
                   ["ingest", "interactions"], ["interactions", "candidates"], ["publish", "analyze_experiment"],
                   ["train_ranker", "publish"], ["candidates", "publish"], ["analyze_experiment", "mark_complete"],
-                  ["ingest", "next_tracks"], ["next_tracks", "mark_complete"]]
+                  ["ingest", "next_tracks"], ["next_tracks", "mark_complete"],
+                  ["ingest", "train_sequential"], ["train_sequential", "candidates"]]
 
 
 def airflow_env(home: Path, conf: list[Path]) -> dict[str, str]:
@@ -93,7 +94,8 @@ def test_one_dag_run_executes_every_step_on_a_tiny_generated_day(tmp_path):
                   "conf": {"spark.default.parallelism": "2", "spark.databricks.delta.snapshotPartitions": "1"}},
         "generator": {"n_users": 40, "n_artists": 30, "n_genres": 4, "files_per_day": 1},
         "publish": {"top_n": 5},
-        "candidates": {"als": {"num_blocks": 1, "rank": 4, "max_iter": 2}},
+        "candidates": {"als": {"num_blocks": 1, "rank": 4, "max_iter": 2},
+                       "sequential": {"dim": 8, "heads": 1, "layers": 1, "epochs": 2, "shards": 1, "threads": 1}},
         "experiments": {"pre_days": 1, "experiments": [
             {"name": "ranker_aa", "salt": "dag_test", "start_date": DAY,
              "allocation": {"control": 0.5, "treatment": 0.5},
@@ -114,7 +116,7 @@ def test_one_dag_run_executes_every_step_on_a_tiny_generated_day(tmp_path):
     print(run.stdout[-4000:], run.stderr[-4000:], file=sys.stderr)
     assert run.returncode == 0
 
-    for table in ("listens", "interactions", "candidates", "ranked_recs", "experiment_assignments",
+    for table in ("listens", "sequences", "interactions", "candidates", "ranked_recs", "experiment_assignments",
                   "experiment_results", "pipeline_runs"):
         written = DeltaTable(lake.table_path(cfg, table)).to_pandas()
         assert set(written.ds) == {DAY}, table
