@@ -68,7 +68,6 @@ def _value(text: str):
 
 def settings_for(name: str, args) -> dict:
     settings = load_config().candidates.sequential.model_dump()
-    settings.setdefault("attention_dropout", 0.0)
     settings.update(TUNED[name], threads=args.threads, device="cpu")
     if args.epochs:
         settings["epochs"] = args.epochs

@@ -635,6 +635,9 @@ class SequentialConfig(Section):
     heads: int = Field(default=2, gt=0)
     layers: int = Field(default=2, gt=0)
     dropout: float = Field(default=0.2, ge=0, lt=1)
+    # Dropout on the attention weights: off, since on CPU drawing its [B, H, L, L] mask costs about
+    # as much as the rest of a step (bench/sequential.py turns it on for the small public sets).
+    attention_dropout: float = Field(default=0.0, ge=0, lt=1)
     # HSTU-style learned attention bias on the distance between positions and the time between plays.
     relative_bias: bool = False
     time_buckets: int = Field(default=32, gt=0)

@@ -30,7 +30,7 @@ def build_model(settings: dict[str, Any], num_items: int, num_surfaces: int) -> 
     return SequentialRecommender(num_items=num_items, max_len=settings["max_len"], dim=settings["dim"],
                                  heads=settings["heads"], layers=settings["layers"], dropout=settings["dropout"],
                                  relative_bias=settings["relative_bias"], time_buckets=settings["time_buckets"],
-                                 num_surfaces=num_surfaces, attention_dropout=settings.get("attention_dropout", 0.0))
+                                 num_surfaces=num_surfaces, attention_dropout=settings["attention_dropout"])
 
 
 def pick_device(setting: str) -> torch.device:
