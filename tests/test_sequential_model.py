@@ -199,9 +199,13 @@ def _successor_records(users, length, real_items, rng):
 
 
 def _settings(**overrides):
-    settings = dict(max_len=8, dim=32, heads=2, layers=1, dropout=0.0, relative_bias=False, time_buckets=8,
-                    loss="softmax", negatives=0, gbce_t=0.75, epochs=12, patience=0, batch_size=32,
-                    learning_rate=5e-3, weight_decay=0.0, shuffle_buffer=256, seed=3, threads=1, device="cpu")
+    """The config's settings (every field, its defaults) with a small, fast model."""
+    from setlist.config import SequentialConfig
+
+    settings = SequentialConfig().model_dump()
+    settings.update(dict(max_len=8, dim=32, heads=2, layers=1, dropout=0.0, relative_bias=False, time_buckets=8,
+                         loss="softmax", negatives=0, gbce_t=0.75, epochs=12, patience=0, batch_size=32,
+                         learning_rate=5e-3, weight_decay=0.0, shuffle_buffer=256, seed=3, threads=1, device="cpu"))
     settings.update(overrides)
     return settings
 
