@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import time
-from datetime import date, timedelta
 from pathlib import Path
 
-from workdir import workdir_paths
+from workdir import run_generated_split, workdir_paths
 
 from setlist import lab
 from setlist.config import load_config
-from setlist.pipeline import daily, generate_events
 from setlist.pipeline.lab import measure
-from setlist.pipeline.train_ranker import day_frames, split_days
 from setlist.spark import build_session
 
 START = "2026-11-01"
@@ -63,15 +59,7 @@ def main() -> None:
     if SOURCE not in cfg.candidates.sources:
         raise SystemExit(f"candidates.sources {cfg.candidates.sources} lacks '{SOURCE}': nothing to measure")
     spark = build_session(cfg.spark)
-    tick = time.perf_counter()
-    generate_events.run(cfg, START, args.days)
-    days = [(date.fromisoformat(START) + timedelta(days=i)).isoformat() for i in range(args.days)]
-    for ds in days:
-        daily.run(spark, cfg, ds, f"bench-{ds}")
-    print(f"{args.days} days for {args.users} users generated and run in {time.perf_counter() - tick:.0f} s")
-    split = split_days(days[-1], cfg.ranking.train_lag_days)
-    frames = day_frames(spark, cfg, split, "bench")
-    print(f"split {split}: " + ", ".join(f"{n} {len(f):,} rows" for n, f in frames.items()))
+    split, frames = run_generated_split(spark, cfg, START, args.days)
     only = {n: int(((f[f"{SOURCE}_flag"].fillna(0) == 1) & (f["n_sources"] == 1)).sum()) for n, f in frames.items()}
     print(f"rows only the transformer proposed: {only}")
     with_groups, _ = measure(cfg, frames)

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
 from pyspark.sql import functions as F
-from workdir import workdir_paths
+from workdir import run_generated_split, workdir_paths
 
 from setlist import lab, lake, ranking
 from setlist.candidates.colisten import track_neighbours
@@ -37,9 +36,7 @@ from setlist.candidates.continuation import consecutive_plays, next_tracks
 from setlist.config import load_config
 from setlist.features import SURFACE_CODE, SURFACE_HISTORY_COLUMNS, feature_columns
 from setlist.interactions import as_of_end
-from setlist.pipeline import daily, generate_events
 from setlist.pipeline.lab import measure
-from setlist.pipeline.train_ranker import day_frames, split_days
 from setlist.rewards import is_completed
 from setlist.spark import build_session
 
@@ -136,17 +133,10 @@ def main() -> None:
                  *args.overrides]
     cfg = load_config(overrides=overrides)
     spark = build_session(cfg.spark)
-    tick = time.perf_counter()
-    generate_events.run(cfg, START, args.days)
-    days = [(date.fromisoformat(START) + timedelta(days=i)).isoformat() for i in range(args.days)]
-    for ds in days:
-        daily.run(spark, cfg, ds, f"bench-{ds}")
-    print(f"{args.days} days for {args.users} users generated and run in {time.perf_counter() - tick:.0f} s")
-    split = split_days(days[-1], cfg.ranking.train_lag_days)
-    frames = day_frames(spark, cfg, split, "bench")
-    print(f"split {split}: " + ", ".join(f"{n} {len(f):,} rows" for n, f in frames.items()))
+    split, frames = run_generated_split(spark, cfg, START, args.days)
     surface_lists(cfg, frames)
-    continuations(spark, cfg, days[-1])  # the eval day's label day: history before it
+    last_day = (date.fromisoformat(START) + timedelta(days=args.days - 1)).isoformat()
+    continuations(spark, cfg, last_day)  # the eval day's label day: history before it
     signal_lab(cfg, frames, args.seeds)
 
 
