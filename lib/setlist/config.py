@@ -323,6 +323,22 @@ class RewardsConfig(Section):
     skip_reasons: list[str] = Field(default_factory=lambda: ["fwdbtn", "backbtn"])
 
 
+class ExplorationConfig(Section):
+    """How publish explores, so that off-policy evaluation can value another ranker from the logs
+    (setlist.ope.policies); ranked_recs records each served row's propensity under it."""
+    # none: the ranker's order (no propensities, no OPE); epsilon_greedy: a share of lists
+    # shuffled; plackett_luce: rankings sampled from the softmax of score / temperature.
+    policy: Literal["none", "epsilon_greedy", "plackett_luce"] = "none"
+    # Share of lists served as a random permutation of the pool: it bounds the cost in reward.
+    epsilon: Probability = 0.02
+    temperature: float = Field(default=0.5, gt=0)
+    # Only the pool best-scored tracks are permuted; the rest of the list stays in model order.
+    pool: int = Field(default=20, ge=2)
+    # Monte Carlo draws per list for plackett_luce's position marginals beyond the first.
+    samples: int = Field(default=2000, ge=100)
+    seed: int = 20261201
+
+
 class PublishConfig(Section):
     top_n: int = Field(default=50, gt=0)
     # Recorded as model_version when no model holds the champion alias (blend_order is published).
@@ -342,6 +358,7 @@ class PublishConfig(Section):
     # CPU the compiled ranker targets: null = the driver's own; name a common one (e.g.
     # "x86-64-v3") when executors run other CPUs.
     compiled_target_cpu: str | None = None
+    exploration: ExplorationConfig = ExplorationConfig()
 
     def excludes_played(self, surface: str) -> bool:
         return self.exclude_played.get(surface, False)
@@ -864,6 +881,31 @@ class AirflowConfig(Section):
     spark_submit_args: list[str] = Field(default_factory=list)
 
 
+class OpeSimulatorConfig(Section):
+    """The position-based response model that gives bench/ope.py its ground truth
+    (setlist.ope.simulation): P(listen) = position_k ** -position_power * expit(base_logit +
+    affinity_logit * true_affinity)."""
+    position_power: float = Field(default=1.0, ge=0)
+    base_logit: float = -3.0
+    affinity_logit: float = 2.0
+    seed: int = 20261202
+
+
+class OpeConfig(Section):
+    """Off-policy evaluation (``setlist ope``, setlist.ope): a policy's value is its expected
+    listens in the first ``slate`` positions of a list; top-1 values position 1 alone."""
+    slate: int = Field(default=10, gt=0)
+    confidence: Probability = 0.95
+    # An exposure's reward: a listen (rewards.listen_threshold_s) of its track by its user within
+    # this many days after the day the list was published for.
+    reward_days: int = Field(default=1, gt=0)
+    # The doubly robust estimate's reward model is cross-fitted over this many folds of lists.
+    reward_model_folds: int = Field(default=2, ge=2)
+    # What --gate compares with the champion's logged (on-policy) value.
+    gate_estimator: Literal["dr", "snips", "ips"] = "dr"
+    simulator: OpeSimulatorConfig = OpeSimulatorConfig()
+
+
 class SetlistConfig(Section):
     spark: SparkConfig = SparkConfig()
     paths: PathsConfig = PathsConfig()
@@ -881,6 +923,7 @@ class SetlistConfig(Section):
     features: FeaturesConfig = FeaturesConfig()
     ranking: RankingConfig = RankingConfig()
     lab: LabConfig = LabConfig()
+    ope: OpeConfig = OpeConfig()
 
     @model_validator(mode="after")
     def _check_surfaces(self) -> "SetlistConfig":

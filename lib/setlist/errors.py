@@ -19,3 +19,7 @@ class LakeError(SetlistError):
 
 class GateRefused(SetlistError):
     """A candidate model was not published because it is worse than the champion."""
+
+
+class OpeError(SetlistError):
+    """Logs cannot support an off-policy estimate (no exploration, no logs in the range)."""

@@ -1,0 +1,105 @@
+"""Off-policy estimators of a target policy's value from logged lists (pandas and numpy).
+
+Hand-written: ``obp``, the maintained library for these estimators, pins scikit-learn 1.0,
+scipy 1.7 and torch 1.13, older than this stack. Each estimator is checked against its direct
+formula on tiny logs (``tests/test_ope_estimators.py``).
+
+Setting: a list l is served to a context x (user, surface, day); its value is the expected sum
+of rewards over positions 1..S. The slate estimators assume independent items (IIPS: the reward
+at position k depends on the track there and on k alone, as in the position-based model), so
+they need only marginal propensities p0(i at k) of the logging policy and pe(i at k) of the
+target; top-1 is the same with S = 1. With w_lk = pe(a_lk at k) / p0(a_lk at k):
+
+- IPS:   V = 1/n sum_l sum_k w_lk r_lk
+- SNIPS: V = sum_k sum_l w_lk r_lk / sum_l w_lk     (self-normalised per position)
+- DM:    V = 1/n sum_l sum_k q_lk, q_lk = sum_i pe(i at k | x_l) rhat(x_l, i, k)
+- DR:    V = 1/n sum_l [ sum_k q_lk + w_lk (r_lk - rhat(x_l, a_lk, k)) ]
+
+Confidence intervals are normal ones on the per-list terms (the delta method for SNIPS):
+lists are independent, positions within a list are not.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+ESTIMATORS = ("dm", "ips", "snips", "dr")
+SETTINGS = {"top1": 1}  # the slate setting adds ("slate", S)
+ESTIMATE_COLUMNS = ["surface", "setting", "estimator", "value", "ci_low", "ci_high", "std_error",
+                    "ess", "n_lists"]
+LOGGED_COLUMNS = ["list_id", "surface", "position", "reward", "logging_propensity",
+                  "target_propensity", "reward_hat"]
+TARGET_COLUMNS = ["list_id", "position", "target_reward_hat"]
+
+
+def _wide(frame: pd.DataFrame, column: str, lists: pd.Index, positions: int) -> np.ndarray:
+    """(n_lists, positions) matrix of ``column`` by list and position; 0 where not logged."""
+    table = frame.pivot_table(index="list_id", columns="position", values=column, aggfunc="sum")
+    return table.reindex(index=lists, columns=range(1, positions + 1)).fillna(0.0).to_numpy()
+
+
+def kish_ess(weights: np.ndarray) -> float:
+    """Effective sample size (sum w)^2 / sum w^2 of one position's weights."""
+    denominator = float(np.square(weights).sum())
+    return float(weights.sum() ** 2 / denominator) if denominator > 0 else 0.0
+
+
+def _row(terms: np.ndarray, value: float, z: float) -> dict:
+    n = terms.size
+    std_error = float(terms.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return {"value": value, "ci_low": value - z * std_error, "ci_high": value + z * std_error,
+            "std_error": std_error, "n_lists": n}
+
+
+def estimate_lists(logged: pd.DataFrame, target: pd.DataFrame, positions: int,
+                   confidence: float) -> list[dict]:
+    """Every estimator over one group of lists, valuing positions 1..``positions``."""
+    lists = pd.Index(sorted(set(logged["list_id"]) | set(target["list_id"])))
+    logged = logged[logged["position"] <= positions]
+    target = target[target["position"] <= positions]
+    propensity = _wide(logged, "logging_propensity", lists, positions)
+    weights = np.divide(_wide(logged, "target_propensity", lists, positions), propensity,
+                        out=np.zeros_like(propensity), where=propensity > 0)
+    reward = _wide(logged, "reward", lists, positions)
+    reward_hat = _wide(logged, "reward_hat", lists, positions)
+    direct = _wide(target, "target_reward_hat", lists, positions)
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    ess = float(np.mean([kish_ess(weights[:, k]) for k in range(positions)]))
+    ips_terms = (weights * reward).sum(axis=1)
+    dr_terms = direct.sum(axis=1) + (weights * (reward - reward_hat)).sum(axis=1)
+    mean_weight = weights.mean(axis=0)
+    position_values = np.divide((weights * reward).mean(axis=0), mean_weight,
+                                out=np.zeros(positions), where=mean_weight > 0)
+    # Delta method: SNIPS's influence per list, sum_k (w_lk r_lk - V_k w_lk) / mean_l w_lk.
+    snips_influence = np.divide(weights * (reward - position_values), mean_weight,
+                                out=np.zeros_like(weights), where=mean_weight > 0).sum(axis=1)
+    snips_value = float(position_values.sum())
+    rows = {"dm": _row(direct.sum(axis=1), float(direct.sum(axis=1).mean()), z),
+            "ips": _row(ips_terms, float(ips_terms.mean()), z),
+            "snips": _row(snips_influence, snips_value, z),
+            "dr": _row(dr_terms, float(dr_terms.mean()), z)}
+    return [{"estimator": name, **rows[name], "ess": ess} for name in ESTIMATORS]
+
+
+def estimate(logged: pd.DataFrame, target: pd.DataFrame, slate: int, confidence: float) -> pd.DataFrame:
+    """Per surface and over all lists ("all"), in the top-1 and slate settings, every estimator.
+
+    ``logged``: ``LOGGED_COLUMNS``, one row per served (list, position) with its reward, the
+    logging and target policies' propensities of the served track there, and the reward model's
+    prediction for it. ``target``: ``TARGET_COLUMNS``, per list and position the reward model's
+    expectation under the target policy. Output: ``ESTIMATE_COLUMNS``.
+    """
+    missing = [c for c in LOGGED_COLUMNS if c not in logged.columns]
+    if missing:
+        raise ValueError(f"logged exposures lack column(s) {missing}")
+    surfaces = logged.drop_duplicates("list_id").set_index("list_id")["surface"]
+    target = target.assign(surface=target["list_id"].map(surfaces))
+    groups = [(s, logged[logged["surface"] == s], target[target["surface"] == s])
+              for s in sorted(surfaces.unique())] + [("all", logged, target)]
+    settings = {**SETTINGS, "slate": slate}
+    rows = [{"surface": surface, "setting": setting, **row}
+            for surface, group_logged, group_target in groups
+            for setting, positions in settings.items()
+            for row in estimate_lists(group_logged, group_target, positions, confidence)]
+    return pd.DataFrame(rows)[ESTIMATE_COLUMNS]
