@@ -149,6 +149,20 @@ def command_parser() -> argparse.ArgumentParser:
                                  "saves3:rewards.save_weight=3 or truth:lab.signals=[true_affinity]")
     lab_parser.set_defaults(handler=_lab)
 
+    ope_parser = _common(commands.add_parser(
+        "ope", help="estimate a candidate ranker's value per surface from the lists logged with exploration",
+        description="Off-policy evaluation: IPS, SNIPS, DM and doubly robust estimates (95% CI, effective "
+                    "sample size) of serving MODEL, from ranked_recs published with publish.exploration on "
+                    "between --start and --end, rewarded by the next days' listens; logged to MLflow."))
+    ope_parser.add_argument("--model", required=True, metavar="MODEL",
+                            help="models:/<name>/<version>, models:/<name>@<alias>, a version or an alias")
+    ope_parser.add_argument("--start", required=True, type=valid_ds, help="first day of logs, yyyy-MM-dd")
+    ope_parser.add_argument("--end", required=True, type=valid_ds, help="last day of logs, yyyy-MM-dd")
+    ope_parser.add_argument("--gate", action="store_true",
+                            help=f"exit {EXIT_GATE_REFUSED} when the model's lower bound (ope.gate_estimator) "
+                                 "is below the champion's logged value")
+    ope_parser.set_defaults(handler=_ope)
+
     _common(commands.add_parser(
         "steps", help="list the daily chain under the config: order, upstream steps, tables read and written")
     ).set_defaults(handler=_list_steps)
@@ -239,6 +253,19 @@ def _lab(args: argparse.Namespace) -> int:
     lifts, best = lab_step.run(_session(cfg), cfg, args.conf, args.overrides, variants, args.ds, _run_id(args))
     print(lab.lift_table(lifts, cfg.evaluation.ranking_k))
     print(f"winner: {best}" if best else "winner: none (no variant's CI over all surfaces is above 0)")
+    return 0
+
+
+def _ope(args: argparse.Namespace) -> int:
+    from setlist.errors import GateRefused
+    from setlist.pipeline import ope
+    cfg = _config(args)
+    try:
+        estimates = ope.run(_session(cfg), cfg, args.model, args.start, args.end, args.gate, _run_id(args))
+    except GateRefused as exc:
+        print(f"setlist ope: {exc}", file=sys.stderr)
+        return EXIT_GATE_REFUSED
+    print(ope.format_table(estimates))
     return 0
 
 

@@ -125,7 +125,8 @@ def champion_version(cfg: SetlistConfig, model_name: str | None = None) -> int |
 
 
 def resolve_model_ref(cfg: SetlistConfig, ref: str | int) -> int:
-    """A registry version number for ``ref``: a version ("3", 3) or an alias ("champion").
+    """A registry version number for ``ref``: a version ("3", 3), an alias ("champion"), or a
+    model URI of the ranker, ``models:/<tracking.model_name>/3`` or ``models:/<name>@champion``.
 
     Raises SetlistError naming the reference when the registry has no such version or alias."""
     from mlflow.exceptions import MlflowException
@@ -133,6 +134,12 @@ def resolve_model_ref(cfg: SetlistConfig, ref: str | int) -> int:
     from setlist.errors import SetlistError
 
     text = str(ref)
+    if text.startswith("models:/"):
+        name, sep, rest = text[len("models:/"):].replace("@", "/", 1).partition("/")
+        if name != cfg.tracking.model_name or not sep or not rest:
+            raise SetlistError(f"model reference {text!r}: expected models:/{cfg.tracking.model_name}/<version> "
+                               f"or models:/{cfg.tracking.model_name}@<alias>")
+        text = rest
     client = _client(cfg)
     try:
         if text.isdigit():

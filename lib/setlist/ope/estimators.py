@@ -103,3 +103,19 @@ def estimate(logged: pd.DataFrame, target: pd.DataFrame, slate: int, confidence:
             for setting, positions in settings.items()
             for row in estimate_lists(group_logged, group_target, positions, confidence)]
     return pd.DataFrame(rows)[ESTIMATE_COLUMNS]
+
+
+def logged_value(logged: pd.DataFrame, slate: int, confidence: float) -> pd.DataFrame:
+    """The logging policy's own value, on-policy (the mean observed reward per list), per surface
+    and "all", in both settings, as ``ESTIMATE_COLUMNS`` rows with estimator "logged"."""
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    lists = logged.drop_duplicates("list_id")[["list_id", "surface"]]
+    rows = []
+    for setting, positions in {**SETTINGS, "slate": slate}.items():
+        totals = (logged[logged["position"] <= positions].groupby("list_id")["reward"].sum()
+                  .reindex(lists["list_id"]).fillna(0.0).to_numpy())
+        for surface in [*sorted(lists["surface"].unique()), "all"]:
+            terms = totals if surface == "all" else totals[(lists["surface"] == surface).to_numpy()]
+            rows.append({"surface": surface, "setting": setting, "estimator": "logged",
+                         **_row(terms, float(terms.mean()), z), "ess": float(terms.size)})
+    return pd.DataFrame(rows)[ESTIMATE_COLUMNS]

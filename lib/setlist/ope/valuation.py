@@ -24,8 +24,11 @@ REWARD_FEATURES = ["position", "logging_score", "target_score", "logging_rank", 
 
 
 def with_ranks(candidates: pd.DataFrame) -> pd.DataFrame:
-    """Adds each track's rank (1 = best) within its list by each model's score."""
+    """Adds each track's rank (1 = best) within its list by each model's score, unless the
+    caller ranked them over a fuller candidate set already."""
     ordered = candidates.sort_values(["list_id", "track_id"], kind="stable")
+    if {"logging_rank", "target_rank"} <= set(ordered.columns):
+        return ordered
     lists = ordered.groupby("list_id", sort=False)
     return ordered.assign(logging_rank=lists["logging_score"].rank(ascending=False, method="first"),
                           target_rank=lists["target_score"].rank(ascending=False, method="first"))
@@ -70,7 +73,7 @@ def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: Explora
     features = ranked[["list_id", "track_id", "surface", *[f for f in REWARD_FEATURES if f != "position"]]]
     marginals = position_marginals(ranked, "target_score", target, cfg.slate)
     grid = marginals.merge(features, on=["list_id", "track_id"], how="left")
-    served = logged.merge(features, on=["list_id", "track_id"], how="left")
+    served = logged.drop(columns=["surface"], errors="ignore").merge(features, on=["list_id", "track_id"], how="left")
     unknown = served["target_score"].isna()
     if unknown.any():
         raise ValueError(f"{int(unknown.sum())} logged rows have no candidate row (list_id, track_id) to score")

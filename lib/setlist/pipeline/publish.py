@@ -13,6 +13,10 @@ experiment's config: a registry alias or version, each resolved to a version onc
 row records ``model_version``, ``experiment`` and ``variant``. A user in several running
 experiments is served by the first of them in config order.
 
+With ``publish.exploration`` on, each list is served under the exploration policy instead of in
+score order and every row records its ``propensity`` (``setlist.ope``), what ``setlist ope``
+values another ranker with.
+
 On the surfaces ``publish.exclude_played`` names, what the user already played is left out.
 A lake of pre-aggregated play counts (HetRec) has no ``listens``: its features come from the
 day's interactions as one weighted event per (user, item) (``label_split.pseudo_listens``).
@@ -32,7 +36,7 @@ from setlist.features import every_surface, pair_features, with_context
 from setlist.interactions import as_of_end
 from setlist.label_split import pseudo_listens
 from setlist.pipeline.experiments import is_active
-from setlist.publish import blend_on_surfaces, drop_played, rank_recommendations
+from setlist.publish import blend_on_surfaces, drop_played, explore_recommendations, rank_recommendations
 from setlist.scoring import compile_ranker, score_candidates
 from setlist.side_features import side_features
 
@@ -161,7 +165,11 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> str:
     excluding = [s for s in cfg.publish.surfaces if cfg.publish.excludes_played(s)]
     scored = drop_played(scored, interactions, excluding)
     model_version = cfg.publish.model_version if champion is None else str(champion)
-    ranked = rank_recommendations(scored, cfg.publish.top_n, model_version, ds)
+    exploration = cfg.publish.exploration
+    if exploration.policy == "none":
+        ranked = rank_recommendations(scored, cfg.publish.top_n, model_version, ds)
+    else:
+        ranked = explore_recommendations(scored, exploration, cfg.publish.top_n, model_version, ds)
     # add_columns: lakes written before ranked_recs recorded experiment and variant gain them.
     lake.write_partition(ranked, cfg, cfg.tables.ranked_recs, ds, run_id, add_columns=True)
     log.info("published %s with model_version %s", ds, model_version)
