@@ -1,7 +1,7 @@
 """Off-policy evaluation against the truth of a simulator: do OPE estimates predict A/B tests?
 
     .venv/bin/python bench/ope.py [--users 1000] [--days 6] [--seeds 20]
-        [--workdir /tmp/setlist-bench-ope] [--set section.key=value ...]
+        [--workdir /tmp/setlist-bench-ope] [--reuse] [--set section.key=value ...]
 
 Generates ``--days`` days into a fresh lake, runs the daily chain, and takes the ranker's split of
 the last day. The champion is the daily ranker fitted on its train and valid days; the contexts
@@ -37,6 +37,7 @@ from workdir import run_generated_split, workdir_paths
 from setlist.config import load_config
 from setlist.features import feature_columns
 from setlist.generator import true_affinity_of
+from setlist.ope.estimators import ESTIMATORS
 from setlist.ope.exposures import list_key, position_marginals, serve_lists
 from setlist.ope.simulation import draw_rewards, expected_value
 from setlist.ope.valuation import value_policy
@@ -91,7 +92,7 @@ def study(cfg, lists: pd.DataFrame, seeds: int) -> pd.DataFrame:
     for seed in range(seeds):
         tick = time.perf_counter()
         logging = policy.model_copy(update={"seed": policy.seed + seed})
-        served = serve_lists(lists, "logging_score", logging, slate)
+        served = serve_lists(lists, "logging_score", logging, cfg.publish.top_n)
         served["reward"] = draw_rewards(served, affinity, sim, np.random.default_rng([sim.seed, seed, 0]))
         for index, (name, scores) in enumerate(scored.items()):
             candidates = lists[["list_id", "surface", "track_id", "logging_score"]].assign(target_score=scores)
@@ -116,11 +117,11 @@ def report(results: pd.DataFrame, cfg, cost: float) -> None:
     summary = results.groupby(["challenger", "estimator"]).agg(
         estimate=("estimate", "mean"), sd=("estimate", "std"), truth=("truth", "first"), ab=("ab", "mean"),
         ess=("ess", "mean")).reset_index()
-    print(f"\n{'challenger':<18}{'truth':>8}{'A/B':>8}" + "".join(f"{e:>9}" for e in ("dm", "ips", "snips", "dr")))
+    print(f"\n{'challenger':<18}{'truth':>8}{'A/B':>8}" + "".join(f"{e:>9}" for e in ESTIMATORS))
     for name, group in summary.groupby("challenger", sort=False):
         by = group.set_index("estimator")
         print(f"{name:<18}{by['truth'].iloc[0]:>8.4f}{by['ab'].iloc[0]:>8.4f}"
-              + "".join(f"{by.loc[e, 'estimate']:>9.4f}" for e in ("dm", "ips", "snips", "dr")))
+              + "".join(f"{by.loc[e, 'estimate']:>9.4f}" for e in ESTIMATORS))
     print(f"\n{'estimator':<10}{'spearman(seed median)':>22}{'rel. error':>12}{'coverage':>10}{'ESS':>9}")
     for estimator, group in results.groupby("estimator"):
         rho = group.groupby("seed").apply(lambda g: stats.spearmanr(g["estimate"], g["ab"]).statistic,
@@ -128,13 +129,14 @@ def report(results: pd.DataFrame, cfg, cost: float) -> None:
         error = ((group["estimate"] - group["truth"]).abs() / group["truth"]).mean()
         covered = ((group["ci_low"] <= group["truth"]) & (group["truth"] <= group["ci_high"])).mean()
         print(f"{estimator:<10}{rho.median():>22.3f}{error:>12.1%}{covered:>10.1%}{group['ess'].mean():>9.0f}")
-    dr = results[results.estimator == "dr"]
+    headline = cfg.ope.gate_estimator
+    dr = results[results.estimator == headline]
     rho = dr.groupby("seed").apply(lambda g: stats.spearmanr(g["estimate"], g["ab"]).statistic, include_groups=False)
     error = ((dr["estimate"] - dr["truth"]).abs() / dr["truth"]).mean()
     worst = ((dr["estimate"] - dr["truth"]).abs() / dr["truth"]).groupby(dr["challenger"]).mean().max()
     covered = ((dr["ci_low"] <= dr["truth"]) & (dr["truth"] <= dr["ci_high"])).mean()
     n = dr["challenger"].nunique()
-    print(f"\nDR, {n} challengers x {dr['seed'].nunique()} seeds:")
+    print(f"\n{headline} (ope.gate_estimator), {n} challengers x {dr['seed'].nunique()} seeds:")
     print(f"  rank correlation with the A/B outcomes (Spearman, median over seeds): {rho.median():.3f}"
           f"   target >= {TARGET_CORRELATION}  {'MET' if rho.median() >= TARGET_CORRELATION else 'NOT MET'}")
     print(f"  relative error against the true value (mean; worst challenger {worst:.1%}): {error:.1%}"
@@ -152,16 +154,24 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/setlist-bench-ope"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the lists a previous run saved in --workdir (skips generating and the chain)")
     args = parser.parse_args()
-    shutil.rmtree(args.workdir, ignore_errors=True)
+    saved = args.workdir / "lists.parquet"
+    if not (args.reuse and saved.exists()):
+        shutil.rmtree(args.workdir, ignore_errors=True)
     overrides = [f"generator.n_users={args.users}", "candidates.sequential.train_in_daily=false",
                  "ranking.train_in_daily=false", "publish.exploration.policy=epsilon_greedy",
                  *workdir_paths(args.workdir), *args.overrides]
     cfg = load_config(overrides=overrides)
-    spark = build_session(cfg.spark)
-    _, frames = run_generated_split(spark, cfg, START, args.days)
-    spark.stop()
-    lists = contexts(cfg, frames)
+    if args.reuse and saved.exists():
+        lists = pd.read_parquet(saved)
+    else:
+        spark = build_session(cfg.spark)
+        _, frames = run_generated_split(spark, cfg, START, args.days)
+        spark.stop()
+        lists = contexts(cfg, frames)
+        lists.to_parquet(saved)
     print(f"{lists['list_id'].nunique():,} lists, {len(lists):,} candidates")
     affinity = lists.set_index(["list_id", "track_id"])["affinity"]
     greedy = true_values(lists, lists["logging_score"], cfg.publish.exploration.model_copy(update={"policy": "none"}),

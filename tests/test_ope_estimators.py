@@ -64,7 +64,8 @@ def tiny_log():
         "list_id": ["a", "a", "b", "b", "c"], "surface": ["home", "home", "home", "home", "radio"],
         "position": [1, 2, 1, 2, 1], "reward": [1.0, 0.0, 0.0, 1.0, 1.0],
         "logging_propensity": [0.5, 0.25, 0.5, 0.5, 0.8], "target_propensity": [1.0, 0.5, 0.0, 0.25, 0.4],
-        "reward_hat": [0.6, 0.2, 0.3, 0.4, 0.5]})
+        "reward_hat": [0.6, 0.2, 0.3, 0.4, 0.5], "logging_exposure": [0.9, 0.6, 0.8, 0.7, 0.5],
+        "target_exposure_1": [0.5, 0.25, 0.0, 0.3, 0.4], "target_exposure_2": [0.9, 0.5, 0.2, 0.6, 0.6]})
     target = pd.DataFrame({"list_id": ["a", "a", "b", "b", "c"], "position": [1, 2, 1, 2, 1],
                            "target_reward_hat": [0.7, 0.1, 0.2, 0.3, 0.45]})
     return logged, target
@@ -85,6 +86,15 @@ def test_estimators_equal_their_formulas_on_a_tiny_log():
     snips = (w * r)[first].sum() / w[first].sum() + (w * r)[second].sum() / (w[second].sum() + 0.0)
     assert out.loc[("all", "slate", "snips"), "value"] == pytest.approx(snips)
     assert out.loc[("home", "top1", "ips"), "value"] == pytest.approx(np.mean([2.0, 0.0]))
+    # Position-based: every logged row, weighted by target over logging exposure.
+    v = logged["target_exposure_2"] / logged["logging_exposure"]
+    pbm = [(v * r)[0:2].sum(), (v * r)[2:4].sum(), (v * r)[4]]
+    assert out.loc[("all", "slate", "pbm_ips"), "value"] == pytest.approx(np.mean(pbm))
+    pbm_dr = [0.8 + (v * (r - rhat))[0:2].sum(), 0.5 + (v * (r - rhat))[2:4].sum(), 0.45 + (v * (r - rhat))[4]]
+    assert out.loc[("all", "slate", "pbm_dr"), "value"] == pytest.approx(np.mean(pbm_dr))
+    v1 = logged["target_exposure_1"] / logged["logging_exposure"]
+    assert out.loc[("all", "top1", "pbm_ips"), "value"] == pytest.approx(
+        np.mean([(v1 * r)[0:2].sum(), (v1 * r)[2:4].sum(), (v1 * r)[4]]))
     half = 1.959964 * np.std(ips, ddof=1) / np.sqrt(3)
     assert out.loc[("all", "slate", "ips"), "ci_low"] == pytest.approx(np.mean(ips) - half, rel=1e-5)
     top1 = w[first].to_numpy()
@@ -114,11 +124,12 @@ def test_estimates_cover_the_true_value_on_simulated_logs():
     assert truth > logged_value  # the target is the better policy
     served = serve_lists(frame, "logging_score", logging, 3)
     served["reward"] = draw_rewards(served, affinity, sim, np.random.default_rng(5))
-    out = value_policy(frame, served, target, cfg, seed=7).set_index(["surface", "setting", "estimator"])
-    for estimator in ("ips", "snips", "dr"):
+    out = value_policy(frame, served, target, cfg, seed=7, logging=logging).set_index(["surface", "setting", "estimator"])
+    for estimator in ("ips", "snips", "dr", "pbm_ips", "pbm_dr"):
         row = out.loc[("all", "slate", estimator)]
         assert row["ci_low"] <= truth <= row["ci_high"], (estimator, row.to_dict(), truth)
-    assert abs(out.loc[("all", "slate", "dr"), "value"] - truth) / truth < 0.15
+    for estimator in ("dr", "pbm_dr"):
+        assert abs(out.loc[("all", "slate", estimator), "value"] - truth) / truth < 0.15
 
 
 def test_logs_without_exploration_are_refused():

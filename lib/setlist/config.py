@@ -330,7 +330,7 @@ class ExplorationConfig(Section):
     # shuffled; plackett_luce: rankings sampled from the softmax of score / temperature.
     policy: Literal["none", "epsilon_greedy", "plackett_luce"] = "none"
     # Share of lists served as a random permutation of the pool: it bounds the cost in reward.
-    epsilon: Probability = 0.02
+    epsilon: Probability = 0.05
     temperature: float = Field(default=0.5, gt=0)
     # Only the pool best-scored tracks are permuted; the rest of the list stays in model order.
     pool: int = Field(default=20, ge=2)
@@ -901,8 +901,8 @@ class OpeConfig(Section):
     reward_days: int = Field(default=1, gt=0)
     # The doubly robust estimate's reward model is cross-fitted over this many folds of lists.
     reward_model_folds: int = Field(default=2, ge=2)
-    # What --gate compares with the champion's logged (on-policy) value.
-    gate_estimator: Literal["dr", "snips", "ips"] = "dr"
+    # What --gate compares with the champion's logged (on-policy) value (bench/ope.py's headline).
+    gate_estimator: Literal["pbm_dr", "pbm_ips", "dr", "snips", "ips"] = "pbm_dr"
     simulator: OpeSimulatorConfig = OpeSimulatorConfig()
 
 

@@ -15,6 +15,20 @@ target; top-1 is the same with S = 1. With w_lk = pe(a_lk at k) / p0(a_lk at k):
 - DM:    V = 1/n sum_l sum_k q_lk, q_lk = sum_i pe(i at k | x_l) rhat(x_l, i, k)
 - DR:    V = 1/n sum_l [ sum_k q_lk + w_lk (r_lk - rhat(x_l, a_lk, k)) ]
 
+The position-based estimators pool evidence across positions instead. Under the position-based
+model (a track at position k is examined with probability theta_k, and listened to if examined
+with a probability of its own), every logged row of track i estimates i's attractiveness whatever
+its position, so with the exposures E0(i) = sum_j p0(i at j) theta_j over the logged list and
+Ee(i) = sum_{j<=S} pe(i at j) theta_j over the valued slate:
+
+- PBM-IPS: V = 1/n sum_l sum_rows Ee(a) / E0(a) r
+- PBM-DR:  V = 1/n sum_l [ sum_k q_lk + sum_rows Ee(a) / E0(a) (r - rhat(x_l, a, k)) ]
+
+A track the champion showed at position 3 and a challenger would show first then weighs
+theta_1 / theta_3, not the inverse of a tiny exploration propensity: the variance falls by orders
+of magnitude, at the price of the model's assumption. theta comes from the logs
+(``setlist.ope.valuation.position_bias``).
+
 Confidence intervals are normal ones on the per-list terms (the delta method for SNIPS):
 lists are independent, positions within a list are not.
 """
@@ -24,12 +38,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-ESTIMATORS = ("dm", "ips", "snips", "dr")
+ESTIMATORS = ("dm", "ips", "snips", "dr", "pbm_ips", "pbm_dr")
 SETTINGS = {"top1": 1}  # the slate setting adds ("slate", S)
 ESTIMATE_COLUMNS = ["surface", "setting", "estimator", "value", "ci_low", "ci_high", "std_error",
                     "ess", "n_lists"]
+# Plus, for the position-based estimators, target_exposure_<S> for each valued slate size S.
 LOGGED_COLUMNS = ["list_id", "surface", "position", "reward", "logging_propensity",
-                  "target_propensity", "reward_hat"]
+                  "target_propensity", "reward_hat", "logging_exposure"]
 TARGET_COLUMNS = ["list_id", "position", "target_reward_hat"]
 
 
@@ -56,6 +71,13 @@ def estimate_lists(logged: pd.DataFrame, target: pd.DataFrame, positions: int,
                    confidence: float) -> list[dict]:
     """Every estimator over one group of lists, valuing positions 1..``positions``."""
     lists = pd.Index(sorted(set(logged["list_id"]) | set(target["list_id"])))
+    exposure = logged["logging_exposure"].to_numpy()
+    row_weights = np.divide(logged[f"target_exposure_{positions}"].to_numpy(), exposure,
+                            out=np.zeros(len(logged)), where=exposure > 0)
+    by_list = pd.Series(row_weights, index=logged["list_id"].to_numpy())
+    pbm_ips = (by_list * logged["reward"].to_numpy()).groupby(level=0).sum().reindex(lists).fillna(0.0).to_numpy()
+    pbm_correction = ((by_list * (logged["reward"] - logged["reward_hat"]).to_numpy()).groupby(level=0).sum()
+                      .reindex(lists).fillna(0.0).to_numpy())
     logged = logged[logged["position"] <= positions]
     target = target[target["position"] <= positions]
     propensity = _wide(logged, "logging_propensity", lists, positions)
@@ -78,8 +100,14 @@ def estimate_lists(logged: pd.DataFrame, target: pd.DataFrame, positions: int,
     rows = {"dm": _row(direct.sum(axis=1), float(direct.sum(axis=1).mean()), z),
             "ips": _row(ips_terms, float(ips_terms.mean()), z),
             "snips": _row(snips_influence, snips_value, z),
-            "dr": _row(dr_terms, float(dr_terms.mean()), z)}
-    return [{"estimator": name, **rows[name], "ess": ess} for name in ESTIMATORS]
+            "dr": _row(dr_terms, float(dr_terms.mean()), z),
+            "pbm_ips": _row(pbm_ips, float(pbm_ips.mean()), z)}
+    pbm_dr = direct.sum(axis=1) + pbm_correction
+    rows["pbm_dr"] = _row(pbm_dr, float(pbm_dr.mean()), z)
+    # In lists: the rows' Kish size over the rows per list.
+    pbm_ess = kish_ess(row_weights) * lists.size / max(len(row_weights), 1)
+    return [{"estimator": name, **rows[name], "ess": pbm_ess if name.startswith("pbm") else ess}
+            for name in ESTIMATORS]
 
 
 def estimate(logged: pd.DataFrame, target: pd.DataFrame, slate: int, confidence: float) -> pd.DataFrame:

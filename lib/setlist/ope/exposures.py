@@ -15,6 +15,7 @@ from setlist.config import ExplorationConfig
 from setlist.ope.policies import MARGINALS_STREAM, SERVE_STREAM, list_rng, ranking_marginals, sample_ranking
 
 SERVED_COLUMNS = ["list_id", "track_id", "position", "propensity"]
+EXPOSURE_COLUMNS = ["list_id", "track_id", "exposure"]
 MARGINAL_COLUMNS = ["list_id", "track_id", "position", "probability"]
 
 
@@ -57,3 +58,16 @@ def position_marginals(candidates: pd.DataFrame, score: str, policy: Exploration
         parts.append(pd.DataFrame({"list_id": list_id, "track_id": group["track_id"].to_numpy()[track],
                                    "position": position + 1, "probability": marginals[track, position]}))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=MARGINAL_COLUMNS)
+
+
+def position_exposures(candidates: pd.DataFrame, score: str, policy: ExplorationConfig,
+                       examination: np.ndarray) -> pd.DataFrame:
+    """Per (list, track): sum_k P(track at k) examination[k-1] over positions 1..len(examination),
+    the expected examinations of the track under ``policy`` (``EXPOSURE_COLUMNS``)."""
+    parts = []
+    for list_id, group in _lists(candidates):
+        marginals = ranking_marginals(group[score].to_numpy(), policy, examination.size,
+                                      list_rng(policy.seed, MARGINALS_STREAM, list_id))
+        parts.append(pd.DataFrame({"list_id": list_id, "track_id": group["track_id"].to_numpy(),
+                                   "exposure": marginals @ examination[:marginals.shape[1]]}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=EXPOSURE_COLUMNS)

@@ -18,7 +18,7 @@ import lightgbm as lgb
 from setlist.config import ExplorationConfig, OpeConfig
 from setlist.errors import OpeError
 from setlist.ope.estimators import estimate
-from setlist.ope.exposures import position_marginals
+from setlist.ope.exposures import position_exposures, position_marginals
 
 REWARD_FEATURES = ["position", "logging_score", "target_score", "logging_rank", "target_rank"]
 
@@ -57,6 +57,24 @@ def cross_fitted_rewards(logged: pd.DataFrame, grid: pd.DataFrame, folds: int, s
     return np.clip(logged_hat, 0.0, None), np.clip(grid_hat, 0.0, None)
 
 
+def position_bias(served: pd.DataFrame, pool: int, positions: int) -> np.ndarray:
+    """Examination probabilities theta_1..theta_positions (theta_1 = 1) from the logs: theta_k
+    = k ** -eta, eta fitted to the IPS value, position by position, of placing the pool's
+    tracks uniformly at random (what exploration randomises: under the position-based model
+    that value is theta_k times the pool's mean attractiveness)."""
+    n_lists = served["list_id"].nunique()
+    pooled = served[(served["logging_rank"] <= pool) & (served["position"] <= pool)]
+    values = (pooled["reward"] / (pooled["propensity"] * pool)).groupby(pooled["position"]).sum() / n_lists
+    values = values[values > 0]
+    if len(values) < 3:
+        raise OpeError(f"ope: too few rewarded exploration rows to estimate the position bias "
+                       f"({len(values)} positions of the pool with a reward); log more days")
+    slope = np.polyfit(np.log(values.index.to_numpy(dtype=float)), np.log(values.to_numpy()), 1,
+                       w=np.sqrt(values.to_numpy()))[0]
+    eta = float(np.clip(-slope, 0.0, 3.0))
+    return np.arange(1, positions + 1, dtype=float) ** -eta
+
+
 def check_logged(logged: pd.DataFrame) -> None:
     """OPE needs a positive logged propensity on every served row."""
     bad = logged["propensity"].isna() | ~(logged["propensity"] > 0)
@@ -66,9 +84,11 @@ def check_logged(logged: pd.DataFrame) -> None:
 
 
 def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: ExplorationConfig, cfg: OpeConfig,
-                 seed: int) -> pd.DataFrame:
-    """Estimates (``estimators.ESTIMATE_COLUMNS``) of serving ``target_score`` under ``target``."""
+                 seed: int, logging: ExplorationConfig | None = None) -> pd.DataFrame:
+    """Estimates (``estimators.ESTIMATE_COLUMNS``) of serving ``target_score`` under ``target``,
+    from lists served by ``logging_score`` under ``logging`` (default: ``target``'s exploration)."""
     check_logged(logged)
+    logging = logging or target
     ranked = with_ranks(candidates)
     features = ranked[["list_id", "track_id", "surface", *[f for f in REWARD_FEATURES if f != "position"]]]
     marginals = position_marginals(ranked, "target_score", target, cfg.slate)
@@ -81,6 +101,15 @@ def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: Explora
                           on=["list_id", "track_id", "position"], how="left")
     served["target_propensity"] = served["target_propensity"].fillna(0.0)
     served["reward_hat"], grid["reward_hat"] = cross_fitted_rewards(served, grid, cfg.reward_model_folds, seed)
+    theta = position_bias(served, logging.pool, int(served["position"].max()))
+    exposure = position_exposures(ranked, "logging_score", logging, theta).rename(columns={"exposure": "logging_exposure"})
+    served = served.merge(exposure, on=["list_id", "track_id"], how="left")
+    for size in sorted({1, cfg.slate}):
+        valued = marginals[marginals["position"] <= size]
+        target_exposure = (valued["probability"] * theta[valued["position"].to_numpy() - 1]).groupby(
+            [valued["list_id"], valued["track_id"]]).sum().rename(f"target_exposure_{size}")
+        served = served.merge(target_exposure, left_on=["list_id", "track_id"], right_index=True, how="left")
+        served[f"target_exposure_{size}"] = served[f"target_exposure_{size}"].fillna(0.0)
     direct = (grid.assign(target_reward_hat=grid["probability"] * grid["reward_hat"])
               .groupby(["list_id", "position"], as_index=False)["target_reward_hat"].sum())
     return estimate(served.rename(columns={"propensity": "logging_propensity"}), direct, cfg.slate, cfg.confidence)

@@ -40,7 +40,7 @@ def day_range(start: str, end: str) -> list[str]:
 
 
 def logged_lists(spark: SparkSession, cfg: SetlistConfig, days: list[str]) -> DataFrame:
-    """The served rows of ``days`` in the first ``ope.slate`` positions; OpeError when the range
+    """The served rows of ``days``; OpeError when the range
     has no lists, or names the days without a positive propensity on every row."""
     table = cfg.tables.ranked_recs
     recs = lake.read_table(spark, cfg, table).where(F.col("ds").isin(days))
@@ -56,7 +56,7 @@ def logged_lists(spark: SparkSession, cfg: SetlistConfig, days: list[str]) -> Da
         raise OpeError(f"ope: OPE needs exploration, and {', '.join(lacking)} lack it ('{table}' has no lists "
                        f"or rows without a positive propensity); publish those days with "
                        f"publish.exploration.policy epsilon_greedy or plackett_luce, or leave them out")
-    return recs.where(F.col("rank") <= cfg.ope.slate)
+    return recs
 
 
 def with_rewards(spark: SparkSession, cfg: SetlistConfig, served: DataFrame, days: list[str]) -> DataFrame:
