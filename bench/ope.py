@@ -135,6 +135,9 @@ def report(results: pd.DataFrame, cfg, cost: float) -> None:
     error = ((dr["estimate"] - dr["truth"]).abs() / dr["truth"]).mean()
     worst = ((dr["estimate"] - dr["truth"]).abs() / dr["truth"]).groupby(dr["challenger"]).mean().max()
     covered = ((dr["ci_low"] <= dr["truth"]) & (dr["truth"] <= dr["ci_high"])).mean()
+    per = dr.assign(error=(dr["estimate"] - dr["truth"]).abs() / dr["truth"],
+                    covered=(dr["ci_low"] <= dr["truth"]) & (dr["truth"] <= dr["ci_high"]))
+    print(per.groupby("challenger")[["error", "covered"]].mean().to_string(float_format=lambda v: f"{v:.3f}"))
     n = dr["challenger"].nunique()
     print(f"\n{headline} (ope.gate_estimator), {n} challengers x {dr['seed'].nunique()} seeds:")
     print(f"  rank correlation with the A/B outcomes (Spearman, median over seeds): {rho.median():.3f}"
@@ -178,6 +181,7 @@ def main() -> None:
                          cfg, affinity)
     explored = true_values(lists, lists["logging_score"], cfg.publish.exploration, cfg, affinity)
     results = study(cfg, lists, args.seeds)
+    results.to_csv(args.workdir / "results.csv", index=False)
     report(results, cfg, (greedy - explored) / greedy)
 
 

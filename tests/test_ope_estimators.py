@@ -5,6 +5,7 @@ import pytest
 
 from setlist.config import ExplorationConfig, OpeConfig, OpeSimulatorConfig
 from setlist.errors import OpeError
+from setlist.ope import estimators
 from setlist.ope.estimators import estimate
 from setlist.ope.exposures import position_marginals, serve_lists
 from setlist.ope.policies import list_rng, ranking_marginals, sample_ranking
@@ -64,8 +65,7 @@ def tiny_log():
         "list_id": ["a", "a", "b", "b", "c"], "surface": ["home", "home", "home", "home", "radio"],
         "position": [1, 2, 1, 2, 1], "reward": [1.0, 0.0, 0.0, 1.0, 1.0],
         "logging_propensity": [0.5, 0.25, 0.5, 0.5, 0.8], "target_propensity": [1.0, 0.5, 0.0, 0.25, 0.4],
-        "reward_hat": [0.6, 0.2, 0.3, 0.4, 0.5], "logging_exposure": [0.9, 0.6, 0.8, 0.7, 0.5],
-        "target_exposure_1": [0.5, 0.25, 0.0, 0.3, 0.4], "target_exposure_2": [0.9, 0.5, 0.2, 0.6, 0.6]})
+        "reward_hat": [0.6, 0.2, 0.3, 0.4, 0.5]})
     target = pd.DataFrame({"list_id": ["a", "a", "b", "b", "c"], "position": [1, 2, 1, 2, 1],
                            "target_reward_hat": [0.7, 0.1, 0.2, 0.3, 0.45]})
     return logged, target
@@ -86,19 +86,35 @@ def test_estimators_equal_their_formulas_on_a_tiny_log():
     snips = (w * r)[first].sum() / w[first].sum() + (w * r)[second].sum() / (w[second].sum() + 0.0)
     assert out.loc[("all", "slate", "snips"), "value"] == pytest.approx(snips)
     assert out.loc[("home", "top1", "ips"), "value"] == pytest.approx(np.mean([2.0, 0.0]))
-    # Position-based: every logged row, weighted by target over logging exposure.
-    v = logged["target_exposure_2"] / logged["logging_exposure"]
-    pbm = [(v * r)[0:2].sum(), (v * r)[2:4].sum(), (v * r)[4]]
-    assert out.loc[("all", "slate", "pbm_ips"), "value"] == pytest.approx(np.mean(pbm))
-    pbm_dr = [0.8 + (v * (r - rhat))[0:2].sum(), 0.5 + (v * (r - rhat))[2:4].sum(), 0.45 + (v * (r - rhat))[4]]
-    assert out.loc[("all", "slate", "pbm_dr"), "value"] == pytest.approx(np.mean(pbm_dr))
-    v1 = logged["target_exposure_1"] / logged["logging_exposure"]
-    assert out.loc[("all", "top1", "pbm_ips"), "value"] == pytest.approx(
-        np.mean([(v1 * r)[0:2].sum(), (v1 * r)[2:4].sum(), (v1 * r)[4]]))
     half = 1.959964 * np.std(ips, ddof=1) / np.sqrt(3)
     assert out.loc[("all", "slate", "ips"), "ci_low"] == pytest.approx(np.mean(ips) - half, rel=1e-5)
     top1 = w[first].to_numpy()
     assert out.loc[("all", "top1", "ips"), "ess"] == pytest.approx(top1.sum() ** 2 / (top1 ** 2).sum())
+
+
+def test_position_based_estimators_equal_their_formulas():
+    rows = {"list": np.array([0, 0, 1, 1]), "reward": np.array([1.0, 0.0, 1.0, 1.0]),
+            "position": np.array([1, 2, 1, 2]), "attractiveness": np.array([0.5, 0.2, 0.4, 0.6]),
+            "logging": np.array([[0.9, 0.1], [0.1, 0.9], [0.8, 0.2], [0.2, 0.8]]),
+            "target": np.array([[0.1, 0.9], [0.9, 0.1], [0.5, 0.5], [0.5, 0.5]])}
+    uniform = np.array([[1.0, 0.5, 1 / 3], [1.0, 0.5, 1 / 3]])  # exactly theta_k = 1 / k
+    direct = np.array([[0.3, 0.1], [0.2, 0.25]])
+    groups = {"all": np.array([True, True]), "home": np.array([True, False])}
+    out = estimators.position_based(rows, uniform, direct, groups, {"top1": 1, "slate": 2}, 0.95, 50, seed=3)
+    at = out.set_index(["surface", "setting", "estimator"])
+    theta = np.array([1.0, 0.5])
+    w = (rows["target"] @ theta) / (rows["logging"] @ theta)
+    ips = np.bincount(rows["list"], weights=w * rows["reward"])
+    residual = rows["reward"] - theta[rows["position"] - 1] * rows["attractiveness"]
+    dr = direct @ theta + np.bincount(rows["list"], weights=w * residual)
+    assert at.loc[("all", "slate", "pbm_ips"), "value"] == pytest.approx(ips.mean())
+    assert at.loc[("home", "slate", "pbm_ips"), "value"] == pytest.approx(ips[0])
+    assert at.loc[("all", "slate", "pbm_dr"), "value"] == pytest.approx(dr.mean())
+    w1 = rows["target"][:, 0] / (rows["logging"] @ theta)
+    assert at.loc[("all", "top1", "pbm_ips"), "value"] == pytest.approx(
+        np.bincount(rows["list"], weights=w1 * rows["reward"]).mean())
+    assert (out["ci_low"] <= out["value"] + 1e-12).all() and (out["value"] <= out["ci_high"] + 1e-12).all()
+    assert estimators.fit_examination(2.0 * np.arange(1, 6) ** -0.7) == pytest.approx(0.7)
 
 
 def simulated_lists(n_lists=400, n_tracks=12, seed=0):

@@ -26,8 +26,9 @@ Ee(i) = sum_{j<=S} pe(i at j) theta_j over the valued slate:
 
 A track the champion showed at position 3 and a challenger would show first then weighs
 theta_1 / theta_3, not the inverse of a tiny exploration propensity: the variance falls by orders
-of magnitude, at the price of the model's assumption. theta comes from the logs
-(``setlist.ope.valuation.position_bias``).
+of magnitude, at the price of the model's assumption. theta_k = k ** -eta, eta fitted to the
+exploration rows (:func:`fit_examination`); its intervals are percentile bootstrap ones over
+lists that refit eta in every replicate, so they carry the position bias's own uncertainty.
 
 Confidence intervals are normal ones on the per-list terms (the delta method for SNIPS):
 lists are independent, positions within a list are not.
@@ -38,13 +39,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-ESTIMATORS = ("dm", "ips", "snips", "dr", "pbm_ips", "pbm_dr")
+IMPORTANCE_ESTIMATORS = ("dm", "ips", "snips", "dr")
+POSITION_ESTIMATORS = ("pbm_ips", "pbm_dr")
+ESTIMATORS = IMPORTANCE_ESTIMATORS + POSITION_ESTIMATORS
 SETTINGS = {"top1": 1}  # the slate setting adds ("slate", S)
 ESTIMATE_COLUMNS = ["surface", "setting", "estimator", "value", "ci_low", "ci_high", "std_error",
                     "ess", "n_lists"]
-# Plus, for the position-based estimators, target_exposure_<S> for each valued slate size S.
 LOGGED_COLUMNS = ["list_id", "surface", "position", "reward", "logging_propensity",
-                  "target_propensity", "reward_hat", "logging_exposure"]
+                  "target_propensity", "reward_hat"]
 TARGET_COLUMNS = ["list_id", "position", "target_reward_hat"]
 
 
@@ -71,13 +73,6 @@ def estimate_lists(logged: pd.DataFrame, target: pd.DataFrame, positions: int,
                    confidence: float) -> list[dict]:
     """Every estimator over one group of lists, valuing positions 1..``positions``."""
     lists = pd.Index(sorted(set(logged["list_id"]) | set(target["list_id"])))
-    exposure = logged["logging_exposure"].to_numpy()
-    row_weights = np.divide(logged[f"target_exposure_{positions}"].to_numpy(), exposure,
-                            out=np.zeros(len(logged)), where=exposure > 0)
-    by_list = pd.Series(row_weights, index=logged["list_id"].to_numpy())
-    pbm_ips = (by_list * logged["reward"].to_numpy()).groupby(level=0).sum().reindex(lists).fillna(0.0).to_numpy()
-    pbm_correction = ((by_list * (logged["reward"] - logged["reward_hat"]).to_numpy()).groupby(level=0).sum()
-                      .reindex(lists).fillna(0.0).to_numpy())
     logged = logged[logged["position"] <= positions]
     target = target[target["position"] <= positions]
     propensity = _wide(logged, "logging_propensity", lists, positions)
@@ -100,14 +95,8 @@ def estimate_lists(logged: pd.DataFrame, target: pd.DataFrame, positions: int,
     rows = {"dm": _row(direct.sum(axis=1), float(direct.sum(axis=1).mean()), z),
             "ips": _row(ips_terms, float(ips_terms.mean()), z),
             "snips": _row(snips_influence, snips_value, z),
-            "dr": _row(dr_terms, float(dr_terms.mean()), z),
-            "pbm_ips": _row(pbm_ips, float(pbm_ips.mean()), z)}
-    pbm_dr = direct.sum(axis=1) + pbm_correction
-    rows["pbm_dr"] = _row(pbm_dr, float(pbm_dr.mean()), z)
-    # In lists: the rows' Kish size over the rows per list.
-    pbm_ess = kish_ess(row_weights) * lists.size / max(len(row_weights), 1)
-    return [{"estimator": name, **rows[name], "ess": pbm_ess if name.startswith("pbm") else ess}
-            for name in ESTIMATORS]
+            "dr": _row(dr_terms, float(dr_terms.mean()), z)}
+    return [{"estimator": name, **rows[name], "ess": ess} for name in IMPORTANCE_ESTIMATORS]
 
 
 def estimate(logged: pd.DataFrame, target: pd.DataFrame, slate: int, confidence: float) -> pd.DataFrame:
@@ -147,3 +136,61 @@ def logged_value(logged: pd.DataFrame, slate: int, confidence: float) -> pd.Data
             rows.append({"surface": surface, "setting": setting, "estimator": "logged",
                          **_row(terms, float(terms.mean()), z), "ess": float(terms.size)})
     return pd.DataFrame(rows)[ESTIMATE_COLUMNS]
+
+
+def fit_examination(values: np.ndarray) -> float:
+    """eta of the least-squares fit a * k ** -eta to ``values`` at positions k = 1..n, zeros
+    included (a fit to the logs of the positive values alone flattens the curve)."""
+    k = np.arange(1, values.size + 1, dtype=float)
+    grid = np.linspace(0.0, 3.0, 301)
+    curves = k[None, :] ** -grid[:, None]
+    scale = (curves @ values) / np.square(curves).sum(axis=1)
+    return float(grid[np.argmin(np.square(values[None, :] - scale[:, None] * curves).sum(axis=1))])
+
+
+def position_based(rows: dict[str, np.ndarray], uniform: np.ndarray, direct: np.ndarray, groups: dict[str, np.ndarray],
+                   slates: dict[str, int], confidence: float, resamples: int, seed: int) -> pd.DataFrame:
+    """PBM-IPS and PBM-DR per group and setting, with percentile bootstrap intervals over lists.
+
+    ``rows`` (one entry per logged row): ``list`` (index of its list), ``reward``, ``position``,
+    ``attractiveness`` (the reward model's, so rhat = theta_k * attractiveness), ``logging``
+    (n_rows x L logging marginals of the row's track) and ``target`` (n_rows x S target
+    marginals). ``uniform`` (n_lists x pool): per list and position the IPS terms of placing the
+    pool uniformly (what eta is fitted to). ``direct`` (n_lists x S): sum_i pe(i at k) x
+    attractiveness(i). ``groups``: name -> boolean mask of lists.
+    """
+    n_lists, width = uniform.shape[0], rows["logging"].shape[1]
+    positions = np.arange(1, max(width, direct.shape[1]) + 1, dtype=float)
+
+    def terms(theta: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        exposure = rows["logging"] @ theta[:width]
+        weights = np.divide(rows["target"][:, :size] @ theta[:size], exposure, out=np.zeros_like(exposure),
+                            where=exposure > 0)
+        ips = np.bincount(rows["list"], weights=weights * rows["reward"], minlength=n_lists)
+        residual = rows["reward"] - theta[rows["position"] - 1] * rows["attractiveness"]
+        dr = direct[:, :size] @ theta[:size] + np.bincount(rows["list"], weights=weights * residual, minlength=n_lists)
+        return ips, dr
+
+    def estimates(counts: np.ndarray) -> dict[tuple[str, str, str], float]:
+        theta = positions ** -fit_examination(counts @ uniform / counts.sum())
+        out = {}
+        for setting, size in slates.items():
+            for name, per_list in zip(POSITION_ESTIMATORS, terms(theta, size)):
+                for group, mask in groups.items():
+                    with np.errstate(invalid="ignore"):  # a replicate may draw no list of a small group
+                        out[(group, setting, name)] = float((counts * per_list)[mask].sum() / counts[mask].sum())
+        return out
+
+    point = estimates(np.ones(n_lists))
+    rng = np.random.default_rng(seed)
+    replicates = [estimates(rng.multinomial(n_lists, np.full(n_lists, 1.0 / n_lists)).astype(float))
+                  for _ in range(resamples)]
+    tail = (1 - confidence) / 2 * 100
+    out = []
+    for key, value in point.items():
+        draws = np.array([r[key] for r in replicates])
+        low, high = np.nanpercentile(draws, [tail, 100 - tail])
+        out.append({"surface": key[0], "setting": key[1], "estimator": key[2], "value": value, "ci_low": low,
+                    "ci_high": high, "std_error": float(np.nanstd(draws, ddof=1)), "ess": float("nan"),
+                    "n_lists": int(groups[key[0]].sum())})
+    return pd.DataFrame(out)[ESTIMATE_COLUMNS]

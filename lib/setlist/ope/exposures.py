@@ -15,7 +15,6 @@ from setlist.config import ExplorationConfig
 from setlist.ope.policies import MARGINALS_STREAM, SERVE_STREAM, list_rng, ranking_marginals, sample_ranking
 
 SERVED_COLUMNS = ["list_id", "track_id", "position", "propensity"]
-EXPOSURE_COLUMNS = ["list_id", "track_id", "exposure"]
 MARGINAL_COLUMNS = ["list_id", "track_id", "position", "probability"]
 
 
@@ -60,14 +59,19 @@ def position_marginals(candidates: pd.DataFrame, score: str, policy: Exploration
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=MARGINAL_COLUMNS)
 
 
-def position_exposures(candidates: pd.DataFrame, score: str, policy: ExplorationConfig,
-                       examination: np.ndarray) -> pd.DataFrame:
-    """Per (list, track): sum_k P(track at k) examination[k-1] over positions 1..len(examination),
-    the expected examinations of the track under ``policy`` (``EXPOSURE_COLUMNS``)."""
-    parts = []
+def marginal_rows(candidates: pd.DataFrame, score: str, policy: ExplorationConfig, positions: int,
+                  rows: pd.DataFrame) -> np.ndarray:
+    """(len(rows), positions) matrix: for each (list_id, track_id) of ``rows``, P(track at k)
+    for k = 1..positions under ``policy`` ranking the list's candidates by ``score``; zeros for a
+    track the list does not hold."""
+    out = np.zeros((len(rows), positions))
+    wanted = rows.reset_index(drop=True).groupby("list_id").indices
     for list_id, group in _lists(candidates):
-        marginals = ranking_marginals(group[score].to_numpy(), policy, examination.size,
+        if list_id not in wanted:
+            continue
+        marginals = ranking_marginals(group[score].to_numpy(), policy, positions,
                                       list_rng(policy.seed, MARGINALS_STREAM, list_id))
-        parts.append(pd.DataFrame({"list_id": list_id, "track_id": group["track_id"].to_numpy(),
-                                   "exposure": marginals @ examination[:marginals.shape[1]]}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=EXPOSURE_COLUMNS)
+        at = pd.Index(group["track_id"].to_numpy()).get_indexer(rows["track_id"].to_numpy()[wanted[list_id]])
+        found = at >= 0
+        out[wanted[list_id][found], :marginals.shape[1]] = marginals[at[found]]
+    return out

@@ -5,8 +5,9 @@ surface, track_id, logging_score, target_score: every track either policy may se
 ``logged`` (list_id, track_id, position, propensity, reward: the served rows with the logging
 policy's propensities as publish recorded them).
 
-The reward model (for DM and DR) predicts a served row's reward from its position and both
-models' scores and ranks within the list. It is cross-fitted: each list's predictions come from
+The reward model (for DM and DR) is position-based: theta_k (``position_bias``) times the track's
+attractiveness, learnt from both models' scores and ranks within the list. That shape is what
+makes the position-based DR's correction cancel the model's error at any position. It is cross-fitted: each list's predictions come from
 a model fitted on the other folds of lists, so DR's correction term is not fitted to itself.
 """
 from __future__ import annotations
@@ -17,10 +18,13 @@ import lightgbm as lgb
 
 from setlist.config import ExplorationConfig, OpeConfig
 from setlist.errors import OpeError
-from setlist.ope.estimators import estimate
-from setlist.ope.exposures import position_exposures, position_marginals
+from setlist.ope.estimators import SETTINGS, estimate, fit_examination, position_based
+from setlist.ope.exposures import marginal_rows, position_marginals
 
-REWARD_FEATURES = ["position", "logging_score", "target_score", "logging_rank", "target_rank"]
+# The reward model is position-based like the estimators: theta_position * attractiveness(x, track),
+# attractiveness learnt from both models' scores and ranks within the list.
+ATTRACTIVENESS_FEATURES = ["logging_score", "target_score", "logging_rank", "target_rank"]
+REWARD_FEATURES = ["position", *ATTRACTIVENESS_FEATURES]
 
 
 def with_ranks(candidates: pd.DataFrame) -> pd.DataFrame:
@@ -34,45 +38,47 @@ def with_ranks(candidates: pd.DataFrame) -> pd.DataFrame:
                           target_rank=lists["target_score"].rank(ascending=False, method="first"))
 
 
-def _reward_model(rows: pd.DataFrame, seed: int) -> lgb.LGBMRegressor:
+def _reward_model(rows: pd.DataFrame, theta: np.ndarray, seed: int) -> lgb.LGBMRegressor:
     # One thread: the logs of a date range are small, and a thread pool fights Spark for the cores.
     model = lgb.LGBMRegressor(n_estimators=150, learning_rate=0.08, num_leaves=15, min_child_samples=40,
                               random_state=seed, n_jobs=1, verbose=-1)
-    return model.fit(rows[REWARD_FEATURES].to_numpy(), rows["reward"].to_numpy())
+    examined = theta[rows["position"].to_numpy() - 1]
+    # E[r / theta_k] is the track's attractiveness whatever its position; weighting by theta_k
+    # keeps deep positions' inflated noise from dominating the fit.
+    return model.fit(rows[ATTRACTIVENESS_FEATURES].to_numpy(), rows["reward"].to_numpy() / examined,
+                     sample_weight=examined)
 
 
-def cross_fitted_rewards(logged: pd.DataFrame, grid: pd.DataFrame, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reward model predictions for ``logged`` rows and ``grid`` rows (both with
-    ``REWARD_FEATURES``), each list predicted by the model fitted without its fold."""
+def cross_fitted_attractiveness(logged: pd.DataFrame, grid: pd.DataFrame, theta: np.ndarray, folds: int,
+                                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reward model's attractiveness (rhat = theta_k x attractiveness) of ``logged`` rows and
+    ``grid`` rows, each list predicted by the model fitted without its fold."""
     lists = np.array(sorted(set(logged["list_id"]) | set(grid["list_id"])))
     fold_of = pd.Series(np.random.default_rng(seed).permutation(lists.size) % folds, index=lists)
     logged_fold, grid_fold = logged["list_id"].map(fold_of).to_numpy(), grid["list_id"].map(fold_of).to_numpy()
     logged_hat, grid_hat = np.zeros(len(logged)), np.zeros(len(grid))
     for fold in range(folds):
-        model = _reward_model(logged[logged_fold != fold], seed + fold)
+        model = _reward_model(logged[logged_fold != fold], theta, seed + fold)
         for rows, fold_rows, out in ((logged, logged_fold, logged_hat), (grid, grid_fold, grid_hat)):
             mask = fold_rows == fold
             if mask.any():
-                out[mask] = model.predict(rows.loc[mask, REWARD_FEATURES].to_numpy())
-    return np.clip(logged_hat, 0.0, None), np.clip(grid_hat, 0.0, None)
+                out[mask] = np.clip(model.predict(rows.loc[mask, ATTRACTIVENESS_FEATURES].to_numpy()), 0.0, None)
+    return logged_hat, grid_hat
 
 
-def position_bias(served: pd.DataFrame, pool: int, positions: int) -> np.ndarray:
-    """Examination probabilities theta_1..theta_positions (theta_1 = 1) from the logs: theta_k
-    = k ** -eta, eta fitted to the IPS value, position by position, of placing the pool's
-    tracks uniformly at random (what exploration randomises: under the position-based model
-    that value is theta_k times the pool's mean attractiveness)."""
-    n_lists = served["list_id"].nunique()
-    pooled = served[(served["logging_rank"] <= pool) & (served["position"] <= pool)]
-    values = (pooled["reward"] / (pooled["propensity"] * pool)).groupby(pooled["position"]).sum() / n_lists
-    values = values[values > 0]
-    if len(values) < 3:
+def uniform_terms(served: pd.DataFrame, lists: pd.Index, pool: int) -> np.ndarray:
+    """(n_lists, positions of the pool) IPS terms of placing the pool's tracks uniformly at
+    random, per list and position: exploration randomises exactly that, and under the
+    position-based model their mean at position k is theta_k times the pool's mean attractiveness."""
+    width = int(min(pool, served["position"].max()))
+    pooled = served[(served["logging_rank"] <= pool) & (served["position"] <= width)]
+    out = np.zeros((lists.size, width))
+    np.add.at(out, (lists.get_indexer(pooled["list_id"]), pooled["position"].to_numpy() - 1),
+              pooled["reward"].to_numpy() / (pooled["propensity"].to_numpy() * pool))
+    if (out.sum(axis=0) > 0).sum() < 3:
         raise OpeError(f"ope: too few rewarded exploration rows to estimate the position bias "
-                       f"({len(values)} positions of the pool with a reward); log more days")
-    slope = np.polyfit(np.log(values.index.to_numpy(dtype=float)), np.log(values.to_numpy()), 1,
-                       w=np.sqrt(values.to_numpy()))[0]
-    eta = float(np.clip(-slope, 0.0, 3.0))
-    return np.arange(1, positions + 1, dtype=float) ** -eta
+                       f"({int((out.sum(axis=0) > 0).sum())} positions of the pool with a reward); log more days")
+    return out
 
 
 def check_logged(logged: pd.DataFrame) -> None:
@@ -100,16 +106,27 @@ def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: Explora
     served = served.merge(marginals.rename(columns={"probability": "target_propensity"}),
                           on=["list_id", "track_id", "position"], how="left")
     served["target_propensity"] = served["target_propensity"].fillna(0.0)
-    served["reward_hat"], grid["reward_hat"] = cross_fitted_rewards(served, grid, cfg.reward_model_folds, seed)
-    theta = position_bias(served, logging.pool, int(served["position"].max()))
-    exposure = position_exposures(ranked, "logging_score", logging, theta).rename(columns={"exposure": "logging_exposure"})
-    served = served.merge(exposure, on=["list_id", "track_id"], how="left")
-    for size in sorted({1, cfg.slate}):
-        valued = marginals[marginals["position"] <= size]
-        target_exposure = (valued["probability"] * theta[valued["position"].to_numpy() - 1]).groupby(
-            [valued["list_id"], valued["track_id"]]).sum().rename(f"target_exposure_{size}")
-        served = served.merge(target_exposure, left_on=["list_id", "track_id"], right_index=True, how="left")
-        served[f"target_exposure_{size}"] = served[f"target_exposure_{size}"].fillna(0.0)
+    lists = pd.Index(sorted(set(served["list_id"]) | set(grid["list_id"])))
+    uniform = uniform_terms(served, lists, logging.pool)
+    width = int(max(served["position"].max(), cfg.slate))
+    theta = np.arange(1, width + 1, dtype=float) ** -fit_examination(uniform.mean(axis=0))
+    served["attractiveness"], grid["attractiveness"] = cross_fitted_attractiveness(
+        served, grid, theta, cfg.reward_model_folds, seed)
+    served["reward_hat"] = theta[served["position"].to_numpy() - 1] * served["attractiveness"]
+    grid["reward_hat"] = theta[grid["position"].to_numpy() - 1] * grid["attractiveness"]
     direct = (grid.assign(target_reward_hat=grid["probability"] * grid["reward_hat"])
               .groupby(["list_id", "position"], as_index=False)["target_reward_hat"].sum())
-    return estimate(served.rename(columns={"propensity": "logging_propensity"}), direct, cfg.slate, cfg.confidence)
+    importance = estimate(served.rename(columns={"propensity": "logging_propensity"}), direct, cfg.slate,
+                          cfg.confidence)
+    attraction = np.zeros((lists.size, cfg.slate))
+    np.add.at(attraction, (lists.get_indexer(grid["list_id"]), grid["position"].to_numpy() - 1),
+              grid["probability"].to_numpy() * grid["attractiveness"].to_numpy())
+    rows = {"list": lists.get_indexer(served["list_id"]), "reward": served["reward"].to_numpy(),
+            "position": served["position"].to_numpy(), "attractiveness": served["attractiveness"].to_numpy(),
+            "logging": marginal_rows(ranked, "logging_score", logging, width, served),
+            "target": marginal_rows(ranked, "target_score", target, cfg.slate, served)}
+    surface_of = served.drop_duplicates("list_id").set_index("list_id")["surface"].reindex(lists).to_numpy()
+    groups = {**{s: surface_of == s for s in sorted(set(surface_of))}, "all": np.ones(lists.size, dtype=bool)}
+    position = position_based(rows, uniform, attraction, groups, {**SETTINGS, "slate": cfg.slate},
+                              cfg.confidence, cfg.bootstrap_resamples, seed)
+    return pd.concat([importance, position], ignore_index=True)
