@@ -162,10 +162,13 @@ def position_based(rows: dict[str, np.ndarray], uniform: np.ndarray, direct: np.
     n_lists, width = uniform.shape[0], rows["logging"].shape[1]
     positions = np.arange(1, max(width, direct.shape[1]) + 1, dtype=float)
 
-    def terms(theta: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def row_weights(theta: np.ndarray, size: int) -> np.ndarray:
         exposure = rows["logging"] @ theta[:width]
-        weights = np.divide(rows["target"][:, :size] @ theta[:size], exposure, out=np.zeros_like(exposure),
-                            where=exposure > 0)
+        return np.divide(rows["target"][:, :size] @ theta[:size], exposure, out=np.zeros_like(exposure),
+                         where=exposure > 0)
+
+    def terms(theta: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        weights = row_weights(theta, size)
         ips = np.bincount(rows["list"], weights=weights * rows["reward"], minlength=n_lists)
         residual = rows["reward"] - theta[rows["position"] - 1] * rows["attractiveness"]
         dr = direct[:, :size] @ theta[:size] + np.bincount(rows["list"], weights=weights * residual, minlength=n_lists)
@@ -182,6 +185,10 @@ def position_based(rows: dict[str, np.ndarray], uniform: np.ndarray, direct: np.
         return out
 
     point = estimates(np.ones(n_lists))
+    theta = positions ** -fit_examination(uniform.mean(axis=0))
+    ess = {}  # in lists: the rows' Kish size over the rows per list
+    for setting, size in slates.items():
+        ess[setting] = kish_ess(row_weights(theta, size)) * n_lists / max(len(rows["reward"]), 1)
     rng = np.random.default_rng(seed)
     replicates = [estimates(rng.multinomial(n_lists, np.full(n_lists, 1.0 / n_lists)).astype(float))
                   for _ in range(resamples)]
@@ -191,6 +198,6 @@ def position_based(rows: dict[str, np.ndarray], uniform: np.ndarray, direct: np.
         draws = np.array([r[key] for r in replicates])
         low, high = np.nanpercentile(draws, [tail, 100 - tail])
         out.append({"surface": key[0], "setting": key[1], "estimator": key[2], "value": value, "ci_low": low,
-                    "ci_high": high, "std_error": float(np.nanstd(draws, ddof=1)), "ess": float("nan"),
+                    "ci_high": high, "std_error": float(np.nanstd(draws, ddof=1)), "ess": ess[key[1]],
                     "n_lists": int(groups[key[0]].sum())})
     return pd.DataFrame(out)[ESTIMATE_COLUMNS]
