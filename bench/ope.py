@@ -129,17 +129,17 @@ def report(results: pd.DataFrame, cfg, cost: float) -> None:
         error = ((group["estimate"] - group["truth"]).abs() / group["truth"]).mean()
         covered = ((group["ci_low"] <= group["truth"]) & (group["truth"] <= group["ci_high"])).mean()
         print(f"{estimator:<10}{rho.median():>22.3f}{error:>12.1%}{covered:>10.1%}{group['ess'].mean():>9.0f}")
-    headline = cfg.ope.gate_estimator
-    dr = results[results.estimator == headline]
+    for headline in dict.fromkeys([cfg.ope.gate_estimator, "pbm_ips", "pbm_dr"]):
+        targets(results[results.estimator == headline], headline, cost)
+
+
+def targets(dr: pd.DataFrame, headline: str, cost: float) -> None:
     rho = dr.groupby("seed").apply(lambda g: stats.spearmanr(g["estimate"], g["ab"]).statistic, include_groups=False)
-    error = ((dr["estimate"] - dr["truth"]).abs() / dr["truth"]).mean()
-    worst = ((dr["estimate"] - dr["truth"]).abs() / dr["truth"]).groupby(dr["challenger"]).mean().max()
-    covered = ((dr["ci_low"] <= dr["truth"]) & (dr["truth"] <= dr["ci_high"])).mean()
     per = dr.assign(error=(dr["estimate"] - dr["truth"]).abs() / dr["truth"],
                     covered=(dr["ci_low"] <= dr["truth"]) & (dr["truth"] <= dr["ci_high"]))
+    print(f"\n{headline}, {dr['challenger'].nunique()} challengers x {dr['seed'].nunique()} seeds:")
     print(per.groupby("challenger")[["error", "covered"]].mean().to_string(float_format=lambda v: f"{v:.3f}"))
-    n = dr["challenger"].nunique()
-    print(f"\n{headline} (ope.gate_estimator), {n} challengers x {dr['seed'].nunique()} seeds:")
+    error, worst, covered = per["error"].mean(), per.groupby("challenger")["error"].mean().max(), per["covered"].mean()
     print(f"  rank correlation with the A/B outcomes (Spearman, median over seeds): {rho.median():.3f}"
           f"   target >= {TARGET_CORRELATION}  {'MET' if rho.median() >= TARGET_CORRELATION else 'NOT MET'}")
     print(f"  relative error against the true value (mean; worst challenger {worst:.1%}): {error:.1%}"
