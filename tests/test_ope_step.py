@@ -136,6 +136,10 @@ def test_logs_that_cannot_support_an_estimate_are_refused_with_the_reason(spark,
     assert f"OPE needs exploration, and {DAYS[1]} lack" in refused  # published without it
     with pytest.raises(OpeError, match=f"OPE needs exploration, and {DAYS[0]} lack"):  # no lists at all
         ope.run(spark, cfg, "champion", DAYS[0], DAYS[1], gate=False, run_id="t2")
+    plain = cfg.model_copy(update={"publish": cfg.publish.model_copy(update={"exploration": type(
+        cfg.publish.exploration)()})})  # exploration off: not the config the day was published with
+    with pytest.raises(OpeError, match="differ from those of the exploration config given"):
+        ope.run(spark, plain, "champion", DAYS[1], DAYS[1], gate=False, run_id="t5")
     with pytest.raises(OpeError, match="no lists between 2026-10-01 and 2026-10-02"):
         ope.run(spark, cfg, "champion", "2026-10-01", "2026-10-02", gate=False, run_id="t3")
     with pytest.raises(OpeError, match="no listens on 2026-11-04"):

@@ -125,6 +125,12 @@ def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: Explora
             "position": served["position"].to_numpy(), "attractiveness": served["attractiveness"].to_numpy(),
             "logging": marginal_rows(ranked, "logging_score", logging, width, served),
             "target": marginal_rows(ranked, "target_score", target, cfg.slate, served)}
+    recomputed = rows["logging"][np.arange(len(served)), served["position"].to_numpy() - 1]
+    mismatched = ~np.isclose(recomputed, served["propensity"].to_numpy(), rtol=1e-6, atol=1e-9)
+    if mismatched.mean() > 0.01:
+        raise OpeError(f"ope: {mismatched.mean():.0%} of the logged propensities differ from those of the "
+                       f"exploration config given ({logging.policy}, epsilon {logging.epsilon}, pool {logging.pool}, "
+                       f"seed {logging.seed}); value with the publish.exploration the days were published with")
     surface_of = served.drop_duplicates("list_id").set_index("list_id")["surface"].reindex(lists).to_numpy()
     groups = {**{s: surface_of == s for s in sorted(set(surface_of))}, "all": np.ones(lists.size, dtype=bool)}
     position = position_based(rows, uniform, attraction, groups, {**SETTINGS, "slate": cfg.slate},
