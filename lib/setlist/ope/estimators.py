@@ -42,7 +42,9 @@ from scipy import stats
 IMPORTANCE_ESTIMATORS = ("dm", "ips", "snips", "dr")
 POSITION_ESTIMATORS = ("pbm_ips", "pbm_dr")
 ESTIMATORS = IMPORTANCE_ESTIMATORS + POSITION_ESTIMATORS
-SETTINGS = {"top1": 1}  # the slate setting adds ("slate", S)
+def settings(slate: int) -> dict[str, int]:
+    """The valued settings: top-1 (position 1 alone) and the slate (positions 1..S)."""
+    return {"top1": 1, "slate": slate}
 ESTIMATE_COLUMNS = ["surface", "setting", "estimator", "value", "ci_low", "ci_high", "std_error",
                     "ess", "n_lists"]
 LOGGED_COLUMNS = ["list_id", "surface", "position", "reward", "logging_propensity",
@@ -114,10 +116,9 @@ def estimate(logged: pd.DataFrame, target: pd.DataFrame, slate: int, confidence:
     target = target.assign(surface=target["list_id"].map(surfaces))
     groups = [(s, logged[logged["surface"] == s], target[target["surface"] == s])
               for s in sorted(surfaces.unique())] + [("all", logged, target)]
-    settings = {**SETTINGS, "slate": slate}
     rows = [{"surface": surface, "setting": setting, **row}
             for surface, group_logged, group_target in groups
-            for setting, positions in settings.items()
+            for setting, positions in settings(slate).items()
             for row in estimate_lists(group_logged, group_target, positions, confidence)]
     return pd.DataFrame(rows)[ESTIMATE_COLUMNS]
 
@@ -128,7 +129,7 @@ def logged_value(logged: pd.DataFrame, slate: int, confidence: float) -> pd.Data
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     lists = logged.drop_duplicates("list_id")[["list_id", "surface"]]
     rows = []
-    for setting, positions in {**SETTINGS, "slate": slate}.items():
+    for setting, positions in settings(slate).items():
         totals = (logged[logged["position"] <= positions].groupby("list_id")["reward"].sum()
                   .reindex(lists["list_id"]).fillna(0.0).to_numpy())
         for surface in [*sorted(lists["surface"].unique()), "all"]:
@@ -136,6 +137,11 @@ def logged_value(logged: pd.DataFrame, slate: int, confidence: float) -> pd.Data
             rows.append({"surface": surface, "setting": setting, "estimator": "logged",
                          **_row(terms, float(terms.mean()), z), "ess": float(terms.size)})
     return pd.DataFrame(rows)[ESTIMATE_COLUMNS]
+
+
+def examination(eta: float, positions: int) -> np.ndarray:
+    """theta_1..theta_positions of the examination curve theta_k = k ** -eta."""
+    return np.arange(1, positions + 1, dtype=float) ** -eta
 
 
 def fit_examination(values: np.ndarray) -> float:
@@ -160,7 +166,7 @@ def position_based(rows: dict[str, np.ndarray], uniform: np.ndarray, direct: np.
     attractiveness(i). ``groups``: name -> boolean mask of lists.
     """
     n_lists, width = uniform.shape[0], rows["logging"].shape[1]
-    positions = np.arange(1, max(width, direct.shape[1]) + 1, dtype=float)
+    positions = max(width, direct.shape[1])
 
     def row_weights(theta: np.ndarray, size: int) -> np.ndarray:
         exposure = rows["logging"] @ theta[:width]
@@ -175,7 +181,7 @@ def position_based(rows: dict[str, np.ndarray], uniform: np.ndarray, direct: np.
         return ips, dr
 
     def estimates(counts: np.ndarray) -> dict[tuple[str, str, str], float]:
-        theta = positions ** -fit_examination(counts @ uniform / counts.sum())
+        theta = examination(fit_examination(counts @ uniform / counts.sum()), positions)
         out = {}
         for setting, size in slates.items():
             for name, per_list in zip(POSITION_ESTIMATORS, terms(theta, size)):
@@ -185,7 +191,7 @@ def position_based(rows: dict[str, np.ndarray], uniform: np.ndarray, direct: np.
         return out
 
     point = estimates(np.ones(n_lists))
-    theta = positions ** -fit_examination(uniform.mean(axis=0))
+    theta = examination(fit_examination(uniform.mean(axis=0)), positions)
     ess = {}  # in lists: the rows' Kish size over the rows per list
     for setting, size in slates.items():
         ess[setting] = kish_ess(row_weights(theta, size)) * n_lists / max(len(rows["reward"]), 1)

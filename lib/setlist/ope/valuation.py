@@ -5,10 +5,11 @@ surface, track_id, logging_score, target_score: every track either policy may se
 ``logged`` (list_id, track_id, position, propensity, reward: the served rows with the logging
 policy's propensities as publish recorded them).
 
-The reward model (for DM and DR) is position-based: theta_k (``position_bias``) times the track's
-attractiveness, learnt from both models' scores and ranks within the list. That shape is what
-makes the position-based DR's correction cancel the model's error at any position. It is cross-fitted: each list's predictions come from
-a model fitted on the other folds of lists, so DR's correction term is not fitted to itself.
+The reward model (for DM and DR) is position-based: theta_k (fitted to ``uniform_terms``) times
+the track's attractiveness, learnt from both models' scores and ranks within the list. That
+shape is what makes the position-based DR's correction cancel the model's error at any position.
+It is cross-fitted: each list's predictions come from a model fitted on the other folds of
+lists, so DR's correction term is not fitted to itself.
 """
 from __future__ import annotations
 
@@ -18,13 +19,12 @@ import lightgbm as lgb
 
 from setlist.config import ExplorationConfig, OpeConfig
 from setlist.errors import OpeError
-from setlist.ope.estimators import SETTINGS, estimate, fit_examination, position_based
+from setlist.ope.estimators import estimate, examination, fit_examination, position_based, settings
 from setlist.ope.exposures import marginal_rows, position_marginals
 
 # The reward model is position-based like the estimators: theta_position * attractiveness(x, track),
 # attractiveness learnt from both models' scores and ranks within the list.
 ATTRACTIVENESS_FEATURES = ["logging_score", "target_score", "logging_rank", "target_rank"]
-REWARD_FEATURES = ["position", *ATTRACTIVENESS_FEATURES]
 
 
 def with_ranks(candidates: pd.DataFrame) -> pd.DataFrame:
@@ -96,7 +96,7 @@ def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: Explora
     check_logged(logged)
     logging = logging or target
     ranked = with_ranks(candidates)
-    features = ranked[["list_id", "track_id", "surface", *[f for f in REWARD_FEATURES if f != "position"]]]
+    features = ranked[["list_id", "track_id", "surface", *ATTRACTIVENESS_FEATURES]]
     marginals = position_marginals(ranked, "target_score", target, cfg.slate)
     grid = marginals.merge(features, on=["list_id", "track_id"], how="left")
     served = logged.drop(columns=["surface"], errors="ignore").merge(features, on=["list_id", "track_id"], how="left")
@@ -109,7 +109,7 @@ def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: Explora
     lists = pd.Index(sorted(set(served["list_id"]) | set(grid["list_id"])))
     uniform = uniform_terms(served, lists, logging.pool)
     width = int(max(served["position"].max(), cfg.slate))
-    theta = np.arange(1, width + 1, dtype=float) ** -fit_examination(uniform.mean(axis=0))
+    theta = examination(fit_examination(uniform.mean(axis=0)), width)
     served["attractiveness"], grid["attractiveness"] = cross_fitted_attractiveness(
         served, grid, theta, cfg.reward_model_folds, seed)
     served["reward_hat"] = theta[served["position"].to_numpy() - 1] * served["attractiveness"]
@@ -133,6 +133,6 @@ def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: Explora
                        f"seed {logging.seed}); value with the publish.exploration the days were published with")
     surface_of = served.drop_duplicates("list_id").set_index("list_id")["surface"].reindex(lists).to_numpy()
     groups = {**{s: surface_of == s for s in sorted(set(surface_of))}, "all": np.ones(lists.size, dtype=bool)}
-    position = position_based(rows, uniform, attraction, groups, {**SETTINGS, "slate": cfg.slate},
+    position = position_based(rows, uniform, attraction, groups, settings(cfg.slate),
                               cfg.confidence, cfg.bootstrap_resamples, seed)
     return pd.concat([importance, position], ignore_index=True)
