@@ -97,10 +97,10 @@ def test_position_based_estimators_equal_their_formulas():
             "position": np.array([1, 2, 1, 2]), "attractiveness": np.array([0.5, 0.2, 0.4, 0.6]),
             "logging": np.array([[0.9, 0.1], [0.1, 0.9], [0.8, 0.2], [0.2, 0.8]]),
             "target": np.array([[0.1, 0.9], [0.9, 0.1], [0.5, 0.5], [0.5, 0.5]])}
-    uniform = np.array([[1.0, 0.5, 1 / 3], [1.0, 0.5, 1 / 3]])  # exactly theta_k = 1 / k
+    pool = exact_pool_rows(eta=1.0, lists=2)
     direct = np.array([[0.3, 0.1], [0.2, 0.25]])
     groups = {"all": np.array([True, True]), "home": np.array([True, False])}
-    out = estimators.position_based(rows, uniform, direct, groups, {"top1": 1, "slate": 2}, 0.95, 50, seed=3)
+    out = estimators.position_based(rows, pool, direct, groups, {"top1": 1, "slate": 2}, 0.95, 50, seed=3)
     at = out.set_index(["surface", "setting", "estimator"])
     theta = np.array([1.0, 0.5])
     w = (rows["target"] @ theta) / (rows["logging"] @ theta)
@@ -114,7 +114,26 @@ def test_position_based_estimators_equal_their_formulas():
     assert at.loc[("all", "top1", "pbm_ips"), "value"] == pytest.approx(
         np.bincount(rows["list"], weights=w1 * rows["reward"]).mean())
     assert (out["ci_low"] <= out["value"] + 1e-12).all() and (out["value"] <= out["ci_high"] + 1e-12).all()
-    assert estimators.fit_examination(2.0 * np.arange(1, 6) ** -0.7) == pytest.approx(0.7)
+
+
+def exact_pool_rows(eta: float, lists: int) -> dict[str, np.ndarray]:
+    """Every (rank, position) cell of a 4-track pool in each list, its reward exactly a_r k^-eta."""
+    rank, position = (a.ravel() for a in np.meshgrid(np.arange(1, 5), np.arange(1, 5), indexing="ij"))
+    attractiveness = np.array([0.6, 0.4, 0.3, 0.1])[rank - 1]
+    return {"list": np.repeat(np.arange(lists), rank.size), "rank": np.tile(rank, lists),
+            "position": np.tile(position, lists), "reward": np.tile(attractiveness * position ** -eta, lists),
+            "weight": np.ones(rank.size * lists)}
+
+
+def test_examination_fit_recovers_the_position_bias_from_the_pool_cells():
+    pool = exact_pool_rows(eta=0.7, lists=1)
+    assert estimators.fit_examination(pool["rank"], pool["position"], pool["reward"]) == pytest.approx(0.7)
+    # Weighting one cell twice changes nothing: its rewards still fit the curve exactly.
+    weight = np.where((pool["rank"] == 2) & (pool["position"] == 3), 2.0, 1.0)
+    assert estimators.fit_examination(pool["rank"], pool["position"], pool["reward"], weight) == pytest.approx(0.7)
+    # Rewards falling faster with position than the cells' attractiveness explains: a steeper curve.
+    steeper = pool["reward"] * pool["position"] ** -0.5
+    assert estimators.fit_examination(pool["rank"], pool["position"], steeper) == pytest.approx(1.2)
 
 
 def simulated_lists(n_lists=400, n_tracks=12, seed=0):

@@ -26,8 +26,8 @@ Ee(i) = sum_{j<=S} pe(i at j) theta_j over the valued slate:
 
 A track the champion showed at position 3 and a challenger would show first then weighs
 theta_1 / theta_3, not the inverse of a tiny exploration propensity: the variance falls by orders
-of magnitude, at the price of the model's assumption. theta_k = k ** -eta, eta fitted to the
-exploration rows (:func:`fit_examination`); its intervals are percentile bootstrap ones over
+of magnitude, at the price of the model's assumption. theta_k = k ** -eta, eta fitted by maximum
+likelihood to the logged rows of the randomised pool (:func:`fit_examination`); its intervals are percentile bootstrap ones over
 lists that refit eta in every replicate, so they carry the position bias's own uncertainty.
 
 Confidence intervals are normal ones on the per-list terms (the delta method for SNIPS):
@@ -144,28 +144,49 @@ def examination(eta: float, positions: int) -> np.ndarray:
     return np.arange(1, positions + 1, dtype=float) ** -eta
 
 
-def fit_examination(values: np.ndarray) -> float:
-    """eta of the least-squares fit a * k ** -eta to ``values`` at positions k = 1..n, zeros
-    included (a fit to the logs of the positive values alone flattens the curve)."""
-    k = np.arange(1, values.size + 1, dtype=float)
+def fit_examination(rank: np.ndarray, position: np.ndarray, reward: np.ndarray,
+                    weight: np.ndarray | None = None) -> float:
+    """eta of theta_k = k ** -eta, by Poisson maximum likelihood on the logged rows of the
+    randomised pool (``rank``: the track's rank under the logging model, 1 = best).
+
+    Under the position-based model E[reward | the rank-r track served at k] = a_r theta_k, where
+    a_r is the mean attractiveness of rank-r tracks, as long as where a track lands does not depend
+    on its list beyond its rank (true of epsilon-greedy; the caller weights Plackett-Luce rows to
+    make it true). Profiling out a_r = S_r / sum_k N_rk theta_k leaves
+    loglik(eta) = sum_rk S_rk log theta_k - sum_r S_r log(sum_k N_rk theta_k) + const,
+    with S and N the (weighted) reward sums and row counts per (rank, position) cell. Unexplored
+    lists pin each a_r theta_r on the diagonal; explored lists' other cells separate the two. This
+    uses every row, not only the explored ones, so eta is far less noisy than a fit to the
+    inverse-propensity value of a uniform placement.
+    """
+    weight = np.ones(len(reward)) if weight is None else np.asarray(weight, dtype=float)
+    rank, position = np.asarray(rank, dtype=int) - 1, np.asarray(position, dtype=int) - 1
+    sums, counts = np.zeros((rank.max() + 1, position.max() + 1)), np.zeros((rank.max() + 1, position.max() + 1))
+    np.add.at(sums, (rank, position), weight * np.asarray(reward, dtype=float))
+    np.add.at(counts, (rank, position), weight)
     grid = np.linspace(0.0, 3.0, 301)
-    curves = k[None, :] ** -grid[:, None]
-    scale = (curves @ values) / np.square(curves).sum(axis=1)
-    return float(grid[np.argmin(np.square(values[None, :] - scale[:, None] * curves).sum(axis=1))])
+    log_k = np.log(np.arange(1, sums.shape[1] + 1, dtype=float))
+    exposure = counts @ np.exp(-np.outer(log_k, grid))  # (ranks, grid): sum_k N_rk theta_k
+    per_rank = sums.sum(axis=1)
+    rewarded = per_rank > 0
+    loglik = (-grid * (sums.sum(axis=0) @ log_k)
+              - per_rank[rewarded] @ np.log(np.maximum(exposure[rewarded], 1e-300)))
+    return float(grid[np.argmax(loglik)])
 
 
-def position_based(rows: dict[str, np.ndarray], uniform: np.ndarray, direct: np.ndarray, groups: dict[str, np.ndarray],
+def position_based(rows: dict[str, np.ndarray], pool: dict[str, np.ndarray], direct: np.ndarray,
+                   groups: dict[str, np.ndarray],
                    slates: dict[str, int], confidence: float, resamples: int, seed: int) -> pd.DataFrame:
     """PBM-IPS and PBM-DR per group and setting, with percentile bootstrap intervals over lists.
 
     ``rows`` (one entry per logged row): ``list`` (index of its list), ``reward``, ``position``,
     ``attractiveness`` (the reward model's, so rhat = theta_k * attractiveness), ``logging``
     (n_rows x L logging marginals of the row's track) and ``target`` (n_rows x S target
-    marginals). ``uniform`` (n_lists x pool): per list and position the IPS terms of placing the
-    pool uniformly (what eta is fitted to). ``direct`` (n_lists x S): sum_i pe(i at k) x
+    marginals). ``pool``: the rows eta is fitted to (:func:`fit_examination`), as arrays
+    ``list``, ``rank``, ``position``, ``reward`` and ``weight``. ``direct`` (n_lists x S): sum_i pe(i at k) x
     attractiveness(i). ``groups``: name -> boolean mask of lists.
     """
-    n_lists, width = uniform.shape[0], rows["logging"].shape[1]
+    n_lists, width = direct.shape[0], rows["logging"].shape[1]
     positions = max(width, direct.shape[1])
 
     def row_weights(theta: np.ndarray, size: int) -> np.ndarray:
@@ -181,7 +202,8 @@ def position_based(rows: dict[str, np.ndarray], uniform: np.ndarray, direct: np.
         return ips, dr
 
     def estimates(counts: np.ndarray) -> dict[tuple[str, str, str], float]:
-        theta = examination(fit_examination(counts @ uniform / counts.sum()), positions)
+        theta = examination(fit_examination(pool["rank"], pool["position"], pool["reward"],
+                                            pool["weight"] * counts[pool["list"]]), positions)
         out = {}
         for setting, size in slates.items():
             for name, per_list in zip(POSITION_ESTIMATORS, terms(theta, size)):
@@ -191,7 +213,7 @@ def position_based(rows: dict[str, np.ndarray], uniform: np.ndarray, direct: np.
         return out
 
     point = estimates(np.ones(n_lists))
-    theta = examination(fit_examination(uniform.mean(axis=0)), positions)
+    theta = examination(fit_examination(pool["rank"], pool["position"], pool["reward"], pool["weight"]), positions)
     ess = {}  # in lists: the rows' Kish size over the rows per list
     for setting, size in slates.items():
         ess[setting] = kish_ess(row_weights(theta, size)) * n_lists / max(len(rows["reward"]), 1)

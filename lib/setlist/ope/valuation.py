@@ -5,7 +5,7 @@ surface, track_id, logging_score, target_score: every track either policy may se
 ``logged`` (list_id, track_id, position, propensity, reward: the served rows with the logging
 policy's propensities as publish recorded them).
 
-The reward model (for DM and DR) is position-based: theta_k (fitted to ``uniform_terms``) times
+The reward model (for DM and DR) is position-based: theta_k (fitted to ``pool_rows``) times
 the track's attractiveness, learnt from both models' scores and ranks within the list. That
 shape is what makes the position-based DR's correction cancel the model's error at any position.
 It is cross-fitted: each list's predictions come from a model fitted on the other folds of
@@ -66,19 +66,25 @@ def cross_fitted_attractiveness(logged: pd.DataFrame, grid: pd.DataFrame, theta:
     return logged_hat, grid_hat
 
 
-def uniform_terms(served: pd.DataFrame, lists: pd.Index, pool: int) -> np.ndarray:
-    """(n_lists, positions of the pool) IPS terms of placing the pool's tracks uniformly at
-    random, per list and position: exploration randomises exactly that, and under the
-    position-based model their mean at position k is theta_k times the pool's mean attractiveness."""
-    width = int(min(pool, served["position"].max()))
-    pooled = served[(served["logging_rank"] <= pool) & (served["position"] <= width)]
-    out = np.zeros((lists.size, width))
-    np.add.at(out, (lists.get_indexer(pooled["list_id"]), pooled["position"].to_numpy() - 1),
-              pooled["reward"].to_numpy() / (pooled["propensity"].to_numpy() * pool))
-    if (out.sum(axis=0) > 0).sum() < 3:
-        raise OpeError(f"ope: too few rewarded exploration rows to estimate the position bias "
-                       f"({int((out.sum(axis=0) > 0).sum())} positions of the pool with a reward); log more days")
-    return out
+def pool_rows(served: pd.DataFrame, lists: pd.Index, logging: ExplorationConfig) -> dict[str, np.ndarray]:
+    """The logged rows of the tracks the logging policy randomises (its ``pool`` best), which
+    identify the position bias (``estimators.fit_examination``), as arrays.
+
+    Epsilon-greedy places a pool track at random or at its rank whatever its list, so the rows
+    count as they are. Plackett-Luce places it by the list's scores, which go with its
+    attractiveness, so each row is weighted by 1 / its propensity: every (list, track, position)
+    then counts once in expectation, as under a uniform placement.
+    """
+    pooled = served[served["logging_rank"] <= logging.pool]
+    moved = pooled[(pooled["position"] != pooled["logging_rank"]) & (pooled["reward"] > 0)]
+    if moved.empty:  # the likelihood of eta is flat without one: only exploration separates theta_k from a_r
+        raise OpeError("ope: no rewarded track was served off its rank by exploration, so the position bias "
+                       "cannot be estimated; log more days or explore more lists (publish.exploration.epsilon)")
+    weight = (1.0 / pooled["propensity"].to_numpy() if logging.policy == "plackett_luce"
+              else np.ones(len(pooled)))
+    return {"list": lists.get_indexer(pooled["list_id"]), "rank": pooled["logging_rank"].to_numpy(dtype=int),
+            "position": pooled["position"].to_numpy(dtype=int), "reward": pooled["reward"].to_numpy(dtype=float),
+            "weight": weight}
 
 
 def check_logged(logged: pd.DataFrame) -> None:
@@ -107,9 +113,9 @@ def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: Explora
                           on=["list_id", "track_id", "position"], how="left")
     served["target_propensity"] = served["target_propensity"].fillna(0.0)
     lists = pd.Index(sorted(set(served["list_id"]) | set(grid["list_id"])))
-    uniform = uniform_terms(served, lists, logging.pool)
+    pool = pool_rows(served, lists, logging)
     width = int(max(served["position"].max(), cfg.slate))
-    theta = examination(fit_examination(uniform.mean(axis=0)), width)
+    theta = examination(fit_examination(pool["rank"], pool["position"], pool["reward"], pool["weight"]), width)
     served["attractiveness"], grid["attractiveness"] = cross_fitted_attractiveness(
         served, grid, theta, cfg.reward_model_folds, seed)
     served["reward_hat"] = theta[served["position"].to_numpy() - 1] * served["attractiveness"]
@@ -133,6 +139,6 @@ def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: Explora
                        f"seed {logging.seed}); value with the publish.exploration the days were published with")
     surface_of = served.drop_duplicates("list_id").set_index("list_id")["surface"].reindex(lists).to_numpy()
     groups = {**{s: surface_of == s for s in sorted(set(surface_of))}, "all": np.ones(lists.size, dtype=bool)}
-    position = position_based(rows, uniform, attraction, groups, settings(cfg.slate),
+    position = position_based(rows, pool, attraction, groups, settings(cfg.slate),
                               cfg.confidence, cfg.bootstrap_resamples, seed)
     return pd.concat([importance, position], ignore_index=True)
