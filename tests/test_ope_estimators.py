@@ -5,7 +5,7 @@ import pytest
 
 from setlist.config import ExplorationConfig, OpeConfig, OpeSimulatorConfig
 from setlist.errors import OpeError
-from setlist.ope import estimators
+from setlist.ope import estimators, valuation
 from setlist.ope.estimators import estimate
 from setlist.ope.exposures import position_marginals, serve_lists
 from setlist.ope.policies import list_rng, ranking_marginals, sample_ranking
@@ -174,3 +174,20 @@ def test_logs_without_exploration_are_refused():
     served.loc[0, "propensity"] = 0.0
     with pytest.raises(OpeError, match="OPE needs lists served with exploration"):
         value_policy(frame, served, ExplorationConfig(), OpeConfig(slate=2), seed=1)
+
+
+def test_support_is_the_pool_or_the_logged_length_and_its_share_is_reported():
+    grid = pd.DataFrame({"list_id": ["a"] * 4 + ["b"] * 2, "surface": ["home"] * 4 + ["radio"] * 2,
+                         "track_id": ["t1", "t4", "t2", "t5", "t1", "t2"],
+                         "logging_rank": [1, 4, 2, 5, 1, 2], "position": [1, 1, 2, 2, 1, 2],
+                         "probability": [0.5, 0.5, 0.25, 0.75, 1.0, 1.0]})
+    logged = pd.DataFrame({"list_id": ["a", "a", "b", "b"]})  # two positions logged per list
+    explored = valuation.supported(grid, logged, ExplorationConfig(policy="epsilon_greedy", pool=4))
+    assert explored.tolist() == [True, True, True, False, True, True]  # the pool's 4 tracks could be served
+    assert valuation.supported(grid, logged, ExplorationConfig(policy="none")).tolist() == [
+        True, False, True, False, True, True]
+    share = valuation.unsupported_share(grid.assign(supported=explored), slate=2).set_index(["surface", "setting"])
+    assert share.loc[("home", "slate"), "unsupported"] == pytest.approx(0.75 / 2)
+    assert share.loc[("home", "top1"), "unsupported"] == 0.0
+    assert share.loc[("all", "slate"), "unsupported"] == pytest.approx(0.75 / 4)
+    assert share.loc[("radio", "slate"), "unsupported"] == 0.0

@@ -23,6 +23,7 @@ Ee(i) = sum_{j<=S} pe(i at j) theta_j over the valued slate:
 
 - PBM-IPS: V = 1/n sum_l sum_rows Ee(a) / E0(a) r
 - PBM-DR:  V = 1/n sum_l [ sum_k q_lk + sum_rows Ee(a) / E0(a) (r - rhat(x_l, a, k)) ]
+  with q_lk over the tracks of the logs' support only: where E0 = 0 no row corrects the model.
 
 A track the champion showed at position 3 and a challenger would show first then weighs
 theta_1 / theta_3, not the inverse of a tiny exploration propensity: the variance falls by orders
@@ -184,7 +185,7 @@ def position_based(rows: dict[str, np.ndarray], pool: dict[str, np.ndarray], dir
     (n_rows x L logging marginals of the row's track) and ``target`` (n_rows x S target
     marginals). ``pool``: the rows eta is fitted to (:func:`fit_examination`), as arrays
     ``list``, ``rank``, ``position``, ``reward`` and ``weight``. ``direct`` (n_lists x S): sum_i pe(i at k) x
-    attractiveness(i). ``groups``: name -> boolean mask of lists.
+    attractiveness(i) over the tracks the logs could hold (the caller's support). ``groups``: name -> boolean mask of lists.
     """
     n_lists, width = direct.shape[0], rows["logging"].shape[1]
     positions = max(width, direct.shape[1])

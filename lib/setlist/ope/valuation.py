@@ -87,6 +87,29 @@ def pool_rows(served: pd.DataFrame, lists: pd.Index, logging: ExplorationConfig)
             "weight": weight}
 
 
+def supported(grid: pd.DataFrame, logged: pd.DataFrame, logging: ExplorationConfig) -> np.ndarray:
+    """Whether each (list, track) row of ``grid`` could appear in its logged list. Every policy
+    (``setlist.ope.policies``) fills the list's first positions from the logging model's ``pool``
+    best tracks and the rest greedily, so the support is the best max(pool, list length) tracks
+    (the list's length alone without exploration)."""
+    length = grid["list_id"].map(logged.groupby("list_id").size()).fillna(0).to_numpy()
+    reach = length if logging.policy == "none" else np.where(length > 0, np.maximum(length, logging.pool), 0)
+    return grid["logging_rank"].to_numpy() <= reach
+
+
+def unsupported_share(grid: pd.DataFrame, slate: int) -> pd.DataFrame:
+    """Per surface ("all" too) and setting, the expected share of the valued positions that the
+    target fills with tracks no logged list could hold (columns surface, setting, unsupported)."""
+    rows = []
+    for setting, size in settings(slate).items():
+        top = grid[grid["position"] <= size]
+        for surface in [*sorted(top["surface"].unique()), "all"]:
+            group = top if surface == "all" else top[top["surface"] == surface]
+            share = group.loc[~group["supported"], "probability"].sum() / max(group["list_id"].nunique() * size, 1)
+            rows.append({"surface": surface, "setting": setting, "unsupported": float(share)})
+    return pd.DataFrame(rows)
+
+
 def check_logged(logged: pd.DataFrame) -> None:
     """OPE needs a positive logged propensity on every served row."""
     bad = logged["propensity"].isna() | ~(logged["propensity"] > 0)
@@ -97,14 +120,16 @@ def check_logged(logged: pd.DataFrame) -> None:
 
 def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: ExplorationConfig, cfg: OpeConfig,
                  seed: int, logging: ExplorationConfig | None = None) -> pd.DataFrame:
-    """Estimates (``estimators.ESTIMATE_COLUMNS``) of serving ``target_score`` under ``target``,
-    from lists served by ``logging_score`` under ``logging`` (default: ``target``'s exploration)."""
+    """Estimates (``estimators.ESTIMATE_COLUMNS`` and ``unsupported``, see :func:`unsupported_share`)
+    of serving ``target_score`` under ``target``, from lists served by ``logging_score`` under
+    ``logging`` (default: ``target``'s exploration)."""
     check_logged(logged)
     logging = logging or target
     ranked = with_ranks(candidates)
     features = ranked[["list_id", "track_id", "surface", *ATTRACTIVENESS_FEATURES]]
     marginals = position_marginals(ranked, "target_score", target, cfg.slate)
     grid = marginals.merge(features, on=["list_id", "track_id"], how="left")
+    grid["supported"] = supported(grid, logged, logging)
     served = logged.drop(columns=["surface"], errors="ignore").merge(features, on=["list_id", "track_id"], how="left")
     unknown = served["target_score"].isna()
     if unknown.any():
@@ -124,9 +149,14 @@ def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: Explora
               .groupby(["list_id", "position"], as_index=False)["target_reward_hat"].sum())
     importance = estimate(served.rename(columns={"propensity": "logging_propensity"}), direct, cfg.slate,
                           cfg.confidence)
+    # The position-based DR's direct term stays on the logs' support: beyond it the reward model
+    # only extrapolates (flat, from the logging model's last served ranks, which overstates tracks
+    # it ranks far lower), and no logged row can correct it. Those tracks count 0, as in PBM-IPS;
+    # ``unsupported`` says how much of the candidate's slate that is.
+    backed = grid[grid["supported"]]
     attraction = np.zeros((lists.size, cfg.slate))
-    np.add.at(attraction, (lists.get_indexer(grid["list_id"]), grid["position"].to_numpy() - 1),
-              grid["probability"].to_numpy() * grid["attractiveness"].to_numpy())
+    np.add.at(attraction, (lists.get_indexer(backed["list_id"]), backed["position"].to_numpy() - 1),
+              backed["probability"].to_numpy() * backed["attractiveness"].to_numpy())
     rows = {"list": lists.get_indexer(served["list_id"]), "reward": served["reward"].to_numpy(),
             "position": served["position"].to_numpy(), "attractiveness": served["attractiveness"].to_numpy(),
             "logging": marginal_rows(ranked, "logging_score", logging, width, served),
@@ -141,4 +171,5 @@ def value_policy(candidates: pd.DataFrame, logged: pd.DataFrame, target: Explora
     groups = {**{s: surface_of == s for s in sorted(set(surface_of))}, "all": np.ones(lists.size, dtype=bool)}
     position = position_based(rows, pool, attraction, groups, settings(cfg.slate),
                               cfg.confidence, cfg.bootstrap_resamples, seed)
-    return pd.concat([importance, position], ignore_index=True)
+    return pd.concat([importance, position], ignore_index=True).merge(
+        unsupported_share(grid, cfg.slate), on=["surface", "setting"], how="left")

@@ -126,10 +126,13 @@ def day_frames(spark: SparkSession, cfg: SetlistConfig, ds: str, served: DataFra
 
 def format_table(estimates: pd.DataFrame) -> str:
     """The estimates as a console table (values are expected listens per list)."""
-    lines = [f"{'surface':<12}{'setting':<7}{'estimator':<10}{'value':>9}{'95% CI':>22}{'ESS':>10}{'lists':>8}"]
+    lines = [f"{'surface':<12}{'setting':<7}{'estimator':<10}{'value':>9}{'95% CI':>22}{'ESS':>10}{'lists':>8}"
+             f"{'unsupported':>13}"]
     for r in estimates.itertuples():
         lines.append(f"{r.surface:<12}{r.setting:<7}{r.estimator:<10}{r.value:>9.4f}"
-                     f"{f'[{r.ci_low:.4f}, {r.ci_high:.4f}]':>22}{r.ess:>10.1f}{r.n_lists:>8}")
+                     f"{f'[{r.ci_low:.4f}, {r.ci_high:.4f}]':>22}{r.ess:>10.1f}{r.n_lists:>8}{r.unsupported:>13.1%}")
+    lines.append("unsupported: the expected share of the candidate's positions holding tracks no logged list could "
+                 "hold; pbm_ips and pbm_dr count them 0")
     return "\n".join(lines)
 
 
@@ -166,12 +169,13 @@ def run(spark: SparkSession, cfg: SetlistConfig, model_ref: str, start: str, end
     estimates = pd.concat([logged_value(logged, cfg.ope.slate, cfg.ope.confidence),
                            value_policy(candidates, logged, cfg.publish.exploration, cfg.ope,
                                         cfg.publish.exploration.seed)], ignore_index=True)
+    estimates["unsupported"] = estimates["unsupported"].fillna(0.0)  # the logging policy is its own support
     with tracking.start_run(cfg, f"ope-v{target}-{start}-{end}", tags={"setlist.step": "ope", "setlist.run_id": run_id}):
         tracking.log_params({"model_version": target, "start": start, "end": end, "slate": cfg.ope.slate,
                              "policy": cfg.publish.exploration.policy,
                              "lists_left_out": sum(p[2] for p in parts)})
         tracking.log_metrics({f"{r.surface}.{r.setting}.{r.estimator}.{field}": getattr(r, field)
-                              for r in estimates.itertuples() for field in ("value", "ci_low", "ci_high", "ess")})
+                              for r in estimates.itertuples() for field in ("value", "ci_low", "ci_high", "ess", "unsupported")})
         tracking.log_dict(estimates.to_dict(orient="records"), "ope/estimates.json")
         tracking.log_figure(report_figure(estimates), "ope/estimates.png")
     if gate:
