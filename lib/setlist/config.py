@@ -334,8 +334,9 @@ class ExplorationConfig(Section):
     temperature: float = Field(default=0.5, gt=0)
     # Only the pool best-scored tracks are permuted; the rest of the list stays in model order.
     # bench/ope.py: pool 20 with epsilon 0.05 costs 1.1 % of the champion's value and meets the
-    # OPE targets; pool 100 with epsilon 0.03 (1.5 %) shows more tracks, but explores too few
-    # lists per position to fit the examination curve on 900 lists.
+    # OPE targets on 900 lists; pool 100 with epsilon 0.03 (1.5 %) shows more tracks, but
+    # explored too few lists per position to fit the examination curve (measured before
+    # fit_examination used every row of the pool).
     pool: int = Field(default=20, ge=2)
     # Monte Carlo draws per list for plackett_luce's position marginals beyond the first.
     samples: int = Field(default=2000, ge=100)
