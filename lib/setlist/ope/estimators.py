@@ -202,9 +202,11 @@ def position_based(rows: dict[str, np.ndarray], pool: dict[str, np.ndarray], dir
         dr = direct[:, :size] @ theta[:size] + np.bincount(rows["list"], weights=weights * residual, minlength=n_lists)
         return ips, dr
 
-    def estimates(counts: np.ndarray) -> dict[tuple[str, str, str], float]:
-        theta = examination(fit_examination(pool["rank"], pool["position"], pool["reward"],
-                                            pool["weight"] * counts[pool["list"]]), positions)
+    def fitted_theta(counts: np.ndarray) -> np.ndarray:
+        return examination(fit_examination(pool["rank"], pool["position"], pool["reward"],
+                                           pool["weight"] * counts[pool["list"]]), positions)
+
+    def estimates(counts: np.ndarray, theta: np.ndarray) -> dict[tuple[str, str, str], float]:
         out = {}
         for setting, size in slates.items():
             for name, per_list in zip(POSITION_ESTIMATORS, terms(theta, size)):
@@ -213,14 +215,15 @@ def position_based(rows: dict[str, np.ndarray], pool: dict[str, np.ndarray], dir
                         out[(group, setting, name)] = float((counts * per_list)[mask].sum() / counts[mask].sum())
         return out
 
-    point = estimates(np.ones(n_lists))
-    theta = examination(fit_examination(pool["rank"], pool["position"], pool["reward"], pool["weight"]), positions)
+    everyone = np.ones(n_lists)
+    theta = fitted_theta(everyone)
+    point = estimates(everyone, theta)
     ess = {}  # in lists: the rows' Kish size over the rows per list
     for setting, size in slates.items():
         ess[setting] = kish_ess(row_weights(theta, size)) * n_lists / max(len(rows["reward"]), 1)
     rng = np.random.default_rng(seed)
-    replicates = [estimates(rng.multinomial(n_lists, np.full(n_lists, 1.0 / n_lists)).astype(float))
-                  for _ in range(resamples)]
+    resampled = (rng.multinomial(n_lists, np.full(n_lists, 1.0 / n_lists)).astype(float) for _ in range(resamples))
+    replicates = [estimates(counts, fitted_theta(counts)) for counts in resampled]
     tail = (1 - confidence) / 2 * 100
     out = []
     for key, value in point.items():
