@@ -11,7 +11,7 @@ import pytest
 import torch  # noqa: E402
 
 from setlist.sequential import metrics  # noqa: E402
-from setlist.sequential.data import SHARD_SCHEMA, SequenceShards, training_example, write_shards  # noqa: E402
+from setlist.sequential.data import SHARD_SCHEMA, SequenceShards, training_examples, write_shards  # noqa: E402
 from setlist.sequential.model import FIRST_ITEM, LISTENED, PAD, SKIPPED, SequentialRecommender, sequence_loss  # noqa: E402
 from setlist.sequential.training import fit, length_batches, load_model, target_ranks, validation_set  # noqa: E402
 
@@ -257,8 +257,8 @@ def _source(example):
 def test_shards_yield_every_example_once_per_epoch_with_a_bounded_buffer(tmp_path):
     users, buffer = 300, 16
     rows = _tagged_records(users)
-    expected = sorted(u for u, r in enumerate(rows) if training_example(
-        r["items"], r["surfaces"], r["outcomes"], r["gaps"], 6) is not None)
+    expected = sorted(u for u, r in enumerate(rows) if any(True for _ in training_examples(
+        r["items"], r["surfaces"], r["outcomes"], r["gaps"], 6)))
     assert 0 < len(expected) < users
     files = write_shards(pa.Table.from_pylist(rows, schema=SHARD_SCHEMA), tmp_path, 4)
     assert len(files) == 4
@@ -275,6 +275,25 @@ def test_shards_yield_every_example_once_per_epoch_with_a_bounded_buffer(tmp_pat
         assert yielded != read  # it does shuffle
         orders.append(yielded)
     assert orders[0] != orders[1]  # and reshuffles per epoch
+
+
+def test_a_long_sequence_trains_every_transition_once():
+    """Windows of max_len + 1 plays from the newest back: each next play is a target once,
+    with the max_len plays (or all there are) before it as input."""
+    items = list(range(FIRST_ITEM, FIRST_ITEM + 23))
+    outcomes = [LISTENED] * 23
+    outcomes[9] = SKIPPED  # a skip is input, never a target
+    examples = list(training_examples(items, [0] * 23, outcomes, [1.0] * 23, max_len=5))
+    pairs = []
+    for example in examples:
+        for position in np.flatnonzero(example["targets"] != PAD):
+            pairs.append((int(example["items"][position]), int(example["targets"][position])))
+        assert list(example["items"][example["items"] != PAD]) == sorted(example["items"][example["items"] != PAD])
+    expected = [(items[i], items[i + 1]) for i in range(22) if i + 1 != 9]
+    assert sorted(pairs) == expected
+    assert int((examples[0]["items"] != PAD).sum()) == 5 and examples[0]["targets"][-1] == items[-1]
+    assert len(examples) == 5  # ends 23, 18, 13, 8, 3
+    assert list(training_examples(items[:1], [0], [LISTENED], [1.0], max_len=5)) == []
 
 
 def test_length_batches_keep_every_example_and_cut_padding():

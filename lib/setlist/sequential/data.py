@@ -45,23 +45,26 @@ def model_input(items, surfaces, outcomes, gaps, max_len: int) -> dict[str, np.n
             "times": _left_padded(times, max_len, np.float32)}
 
 
-def training_example(items, surfaces, outcomes, gaps, max_len: int) -> dict[str, np.ndarray] | None:
-    """Inputs = all plays but the last ``max_len + 1``-th window's last; targets = each next play
-    where it was listened to and is a known item (PAD elsewhere, no loss there). None when no
-    position has a target."""
+def training_examples(items, surfaces, outcomes, gaps, max_len: int):
+    """A record -> its training examples: windows of ``max_len + 1`` plays, the newest ending
+    with the last play and each earlier one ending where the next begins, so every transition
+    of a sequence longer than ``max_len`` is a target exactly once per epoch (a single window
+    kept only the latest ``max_len``: half of S3-Rec LastFM's plays were never trained on).
+    Inputs are a window's plays but its last; targets are each next play where it was listened
+    to and is a known item (PAD elsewhere, no loss there). Windows without a target are dropped."""
     items, outcomes = np.asarray(items, dtype=np.int64), np.asarray(outcomes, dtype=np.int64)
-    if len(items) < 2:
-        return None
-    start = max(0, len(items) - max_len - 1)
-    window = slice(start, len(items))
-    example = model_input(items[window][:-1], list(surfaces)[window][:-1], outcomes[window][:-1],
-                          list(gaps)[window][:-1], max_len)
-    nxt, nxt_outcome = items[window][1:], outcomes[window][1:]
-    targets = np.where((nxt_outcome == LISTENED) & (nxt >= FIRST_ITEM), nxt, PAD)
-    if not targets.any():
-        return None
-    example["targets"] = _left_padded(targets, max_len, np.int64)
-    return example
+    surfaces, gaps = list(surfaces), list(gaps)
+    end = len(items)
+    while end >= 2:
+        window = slice(max(0, end - max_len - 1), end)
+        example = model_input(items[window][:-1], surfaces[window][:-1], outcomes[window][:-1],
+                              gaps[window][:-1], max_len)
+        nxt, nxt_outcome = items[window][1:], outcomes[window][1:]
+        targets = np.where((nxt_outcome == LISTENED) & (nxt >= FIRST_ITEM), nxt, PAD)
+        if targets.any():
+            example["targets"] = _left_padded(targets, max_len, np.int64)
+            yield example
+        end -= max_len
 
 
 class SequenceShards(IterableDataset):
@@ -94,9 +97,7 @@ class SequenceShards(IterableDataset):
                                                                    columns=SEQUENCE_COLUMNS):
                 columns = [batch.column(name).to_pylist() for name in SEQUENCE_COLUMNS]
                 for record in zip(*columns):
-                    example = training_example(*record, self.max_len)
-                    if example is not None:
-                        yield example
+                    yield from training_examples(*record, self.max_len)
 
     def __iter__(self):
         rng = random.Random(self.seed * 7919 + self.epoch)
