@@ -36,7 +36,17 @@ def test_every_step_waits_only_for_earlier_steps_so_the_list_order_is_a_valid_da
         for up in steps.BY_NAME[frontier.pop()].after:
             ancestors.add(up)
             frontier.append(up)
-    assert ancestors == set(CHAIN[:-1])
+    assert ancestors == set(CHAIN[:-1]) | {"train_generative"}  # off by default, upstream when on
+
+
+def test_the_generative_source_brings_its_training_step_into_the_chain():
+    cfg = load_config(overrides=["candidates.sources=[als,popularity,generative]"])
+    names = [step.name for step in steps.chain(cfg)]
+    assert "train_generative" in names and "train_sequential" not in names
+    assert names.index("train_generative") < names.index("candidates")
+    assert "train_generative" in steps.BY_NAME["candidates"].after
+    off = load_config(overrides=["candidates.sources=[als,generative]", "candidates.generative.train_in_daily=false"])
+    assert "train_generative" not in [step.name for step in steps.chain(off)]
 
 
 def test_every_step_names_real_tables_and_a_callable_with_the_step_signature():
@@ -62,7 +72,7 @@ def test_without_train_in_daily_publish_follows_candidates_and_the_assignments()
 
 
 def test_an_unknown_step_names_the_valid_ones():
-    with pytest.raises(Exception, match="expected one of ingest, interactions, train_sequential, candidates"):
+    with pytest.raises(Exception, match="expected one of ingest, interactions, train_sequential, train_generative, candidates"):
         steps.get("recommend")
 
 

@@ -108,6 +108,8 @@ class TablesConfig(Section):
     next_tracks: TableName = "next_tracks"
     # train_sequential's training shards of each day: per user the play sequence, held-out plays removed.
     sequences: TableName = "sequences"
+    # train_generative's semantic IDs of each day: per track its code tuple (versioned by ds).
+    semantic_ids: TableName = "semantic_ids"
 
 
 class EventsConfig(Section):
@@ -707,9 +709,63 @@ class SequentialConfig(Section):
         return self
 
 
+class GenerativeConfig(Section):
+    """Generative retrieval with semantic IDs (setlist.generative): codes, decoder, training, gate.
+    Off by default (not in candidates.sources) until it earns its place against the other sources."""
+    # Listened plays of the last history_days days form each user's history, the latest
+    # history_plays of them; users with fewer than min_sequence_items are not trained on.
+    history_days: int = Field(default=28, gt=0)
+    history_plays: int = Field(default=200, gt=1)
+    min_sequence_items: int = Field(default=2, ge=2)
+    # Semantic IDs: residual k-means over each track's embedding (its artist as content, next to
+    # a truncated SVD of the track-by-user plays), levels codes of up to codebook_size values, plus
+    # a disambiguation code for tracks that share a tuple.
+    levels: int = Field(default=3, gt=0)
+    codebook_size: int = Field(default=32, gt=1)
+    embedding_dim: int = Field(default=32, gt=1)
+    # The decoder (an encoder over the last max_items items' codes, a decoder writing the next).
+    max_items: int = Field(default=20, gt=0)
+    dim: int = Field(default=64, gt=0)
+    heads: int = Field(default=4, gt=0)
+    encoder_layers: int = Field(default=2, gt=0)
+    decoder_layers: int = Field(default=2, gt=0)
+    ff_dim: int = Field(default=256, gt=0)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    batch_size: int = Field(default=128, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    epochs: int = Field(default=10, gt=0)
+    # Stop after this many epochs without a better validation NDCG@10 (0: never).
+    patience: int = Field(default=3, ge=0)
+    # Beams kept per level; the source proposes the top_n best of them (top_n <= beam_size).
+    beam_size: int = Field(default=100, gt=0)
+    # Users whose last listened play is held out to validate each epoch and to gate the model.
+    validation_users: int = Field(default=500, gt=0)
+    seed: int = 11
+    # 0: PyTorch's default thread count.
+    threads: int = Field(default=0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    train_in_daily: bool = True
+    model_name: str = "setlist-generative"
+    # Promote a model whose validation NDCG@10 >= the champion's - gate_tolerance (same users).
+    gate_tolerance: float = Field(default=0.005, ge=0)
+    # Users decoded per Arrow batch at inference.
+    score_batch_users: int = Field(default=256, gt=0)
+    top_n: int = Field(default=100, gt=0)
+
+    @model_validator(mode="after")
+    def _check_model(self) -> "GenerativeConfig":
+        if self.dim % self.heads:
+            raise _invalid("candidates.generative.dim", f"{self.dim} is not a multiple of heads={self.heads}")
+        if self.top_n > self.beam_size:
+            raise _invalid("candidates.generative.top_n", f"{self.top_n} exceeds beam_size={self.beam_size}: "
+                           "the beam returns at most beam_size tracks")
+        return self
+
+
 class CandidatesConfig(Section):
     sources: list[Literal["als", "popularity", "colisten", "own_artists", "ease", "continuation",
-                          "sequential"]] = Field(
+                          "sequential", "generative"]] = Field(
         default_factory=lambda: ["als", "popularity", "colisten", "own_artists", "ease", "continuation",
                                  "sequential"],
         min_length=1)
@@ -728,9 +784,10 @@ class CandidatesConfig(Section):
     ease: EaseConfig = EaseConfig()
     continuation: ContinuationConfig = ContinuationConfig()
     sequential: SequentialConfig = SequentialConfig()
+    generative: GenerativeConfig = GenerativeConfig()
 
     SOURCE_SECTIONS: ClassVar[tuple[str, ...]] = ("als", "popularity", "colisten", "own_artists", "ease",
-                                                  "continuation", "sequential")
+                                                  "continuation", "sequential", "generative")
 
     @model_validator(mode="before")
     @classmethod

@@ -29,6 +29,10 @@ def sequential_in_daily(cfg: SetlistConfig) -> bool:
     return "sequential" in cfg.candidates.sources and cfg.candidates.sequential.train_in_daily
 
 
+def generative_in_daily(cfg: SetlistConfig) -> bool:
+    return "generative" in cfg.candidates.sources and cfg.candidates.generative.train_in_daily
+
+
 def gate_outcome(result: Any) -> str:
     """train_ranker's TrainResult as one phrase: promoted / refused / skipped and why."""
     return f"{result.status}: {result.message}"
@@ -81,9 +85,15 @@ STEPS: tuple[Step, ...] = (
          "train, register and gate the sequential transformer on the play sequences up to the day",
          after=("ingest",), reads=("listens",), writes=("sequences",),
          enabled=sequential_in_daily, outcome=gate_outcome),
+    # Off by default (generative is not in candidates.sources): semantic IDs of the day's tracks,
+    # an MLflow run, a registered decoder and, if the gate passes, its champion alias.
+    Step("train_generative", "setlist.pipeline.train_generative:run",
+         "semantic IDs of the day's tracks; train, register and gate the generative retriever",
+         after=("ingest",), reads=("listens",), writes=("semantic_ids",),
+         enabled=generative_in_daily, outcome=gate_outcome),
     Step("candidates", "setlist.pipeline.candidates:run",
          "candidate tracks per user from every configured source",
-         after=("interactions", "train_sequential"), reads=("interactions", "listens"), writes=("candidates",)),
+         after=("interactions", "train_sequential", "train_generative"), reads=("interactions", "listens"), writes=("candidates",)),
     Step("next_tracks", "setlist.pipeline.next_tracks:run",
          "per seed track, the ranked tracks listeners went on to (a player continues a session with it)",
          after=("ingest",), reads=("listens",), writes=("next_tracks",)),

@@ -19,12 +19,14 @@ from setlist.candidates.als import als_candidates_from_model, fit_als
 from setlist.candidates.colisten import colisten_candidates
 from setlist.candidates.continuation import continuation_candidates
 from setlist.candidates.ease import ease_candidates
+from setlist.candidates.generative import GenerativeSource
 from setlist.candidates.own_artists import own_artists_candidates
 from setlist.candidates.common import CANDIDATE_SCHEMA
 from setlist.candidates.popularity import popularity_candidates
 from setlist.candidates.sequential import SequentialSource
 from setlist.candidates.union import union_candidates
 from setlist.config import CandidatesConfig, SetlistConfig
+from setlist.generative.registry import champion_files as generative_champion
 from setlist.sequential.registry import champion_files
 from setlist.spark import set_checkpoint_dir
 
@@ -53,9 +55,10 @@ def recent_listens(spark: SparkSession, cfg: SetlistConfig, ds: str) -> DataFram
 
 
 def source_frames(interactions: DataFrame, listens: DataFrame | None, cfg: CandidatesConfig,
-                  sequential: SequentialSource | None = None):
+                  sequential: SequentialSource | None = None, generative: GenerativeSource | None = None):
     """Yield (source, candidates, fitted model or None, info) for each configured source, lazily.
-    The sequential source needs its champion model (``sequential``); without one it proposes nothing."""
+    The sequential and generative sources need their champion models (``sequential``, ``generative``);
+    without one they propose nothing."""
     for name in cfg.sources:
         if name == "als":
             model = fit_als(interactions, cfg.als)
@@ -78,11 +81,19 @@ def source_frames(interactions: DataFrame, listens: DataFrame | None, cfg: Candi
             else:
                 frame, info = sequential.candidates()
                 yield name, frame, None, info
+        elif name == "generative":
+            if generative is None:
+                spark = interactions.sparkSession
+                yield name, spark.createDataFrame([], CANDIDATE_SCHEMA), None, {"generative_model": "not loaded"}
+            else:
+                frame, info = generative.candidates()
+                yield name, frame, None, info
 
 
 def build_candidates(interactions: DataFrame, listens: DataFrame | None, cfg: CandidatesConfig,
                      frames: list[DataFrame], on_model=None,
-                     sequential: SequentialSource | None = None) -> tuple[DataFrame, dict]:
+                     sequential: SequentialSource | None = None,
+                     generative: GenerativeSource | None = None) -> tuple[DataFrame, dict]:
     """Every configured source on ``interactions`` (and ``listens``) -> (the union, metrics).
 
     Numbers a source reports (e.g. the EASE item count) join the metrics; its words (which
@@ -95,7 +106,7 @@ def build_candidates(interactions: DataFrame, listens: DataFrame | None, cfg: Ca
     """
     metrics: dict = {"tags": {}}
     started = time.perf_counter()
-    for name, frame, model, info in source_frames(interactions, listens, cfg, sequential):
+    for name, frame, model, info in source_frames(interactions, listens, cfg, sequential, generative):
         frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
         counts = frame.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("user_id").alias("users")).first()
         metrics.update({f"{name}_rows": counts["rows"], f"{name}_users": counts["users"],
@@ -123,11 +134,16 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> dict[s
     if "sequential" in cfg.candidates.sources:
         sequential = SequentialSource(spark, champion_files(cfg), listens, ds, cfg.events.surfaces, cfg.rewards,
                                       cfg.candidates.sequential)
+    generative = None
+    if "generative" in cfg.candidates.sources:
+        generative = GenerativeSource(spark, generative_champion(cfg), listens, ds, cfg.rewards,
+                                      cfg.candidates.generative)
     try:
         with tracking.start_run(cfg, f"candidates-{ds}", {"ds": ds, "run_id": run_id, "step": "candidates"}):
             tracking.log_params(flatten(cfg.candidates.model_dump()))
             union, metrics = build_candidates(interactions, listens, cfg.candidates, frames,
-                                              lambda model: tracking.log_spark_model(model, ALS_ARTIFACT), sequential)
+                                              lambda model: tracking.log_spark_model(model, ALS_ARTIFACT), sequential,
+                                              generative)
             tracking.set_tags(metrics.pop("tags"))
             # add_columns: a source added to the config adds its columns; older days read them as null.
             lake.write_partition(union.withColumn("ds", F.lit(ds)), cfg, cfg.tables.candidates, ds, run_id,

@@ -25,7 +25,8 @@ from pyspark.sql import functions as F
 
 from setlist import lake, tracking
 from setlist.config import SetlistConfig
-from setlist.pipeline.train_ranker import PROMOTED, REFUSED, SKIPPED, TrainResult
+from setlist.pipeline.model_gate import decide
+from setlist.pipeline.train_ranker import SKIPPED, TrainResult
 from setlist.sequential.registry import champion_files, register
 from setlist.sequential.sequences import holdout_users, item_vocabulary, play_sequences, without_last_play
 
@@ -113,16 +114,9 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> TrainR
                        "val_ndcg_at_10": new_ndcg, "val_hr_at_10": best["val_hr@10"],
                        "champion_val_ndcg_at_10": champion_ndcg}
             tracking.log_metrics({k: v for k, v in metrics.items() if not np.isnan(v)})
-            if champion is None or new_ndcg >= champion_ndcg - seq.gate_tolerance:
-                tracking.set_champion(cfg, version, seq.model_name)
-                status, new_champion = PROMOTED, version
-                message = (f"version {version} promoted: validation NDCG@10 {new_ndcg:.4f}"
-                           + ("" if champion is None else f" against the champion's {champion_ndcg:.4f}"))
-            else:
-                status, new_champion = REFUSED, int(champion.key.rsplit("/", 1)[1])
-                message = (f"version {version} refused: validation NDCG@10 {new_ndcg:.4f} below the champion's "
-                           f"{champion_ndcg:.4f} - {seq.gate_tolerance}")
-            tracking.set_tags({"gate_decision": status, "gate_message": message})
+            status, new_champion, message = decide(cfg, seq.model_name, version, new_ndcg,
+                                               None if champion is None else champion.key, champion_ndcg,
+                                               seq.gate_tolerance)
         log.info("train_sequential %s: %s", ds, message)
         return TrainResult(status, message, version, new_champion, metrics)
     finally:
