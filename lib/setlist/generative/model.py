@@ -74,16 +74,29 @@ class GenerativeRetriever(nn.Module):
 
     def decode(self, memory: torch.Tensor, memory_slots: torch.Tensor, target_slot: torch.Tensor,
                prefix: torch.Tensor) -> torch.Tensor:
-        """[R, T, dim] memory, [R] slot of the item being written (memory at slots >= it is
-        hidden), [R, s] tokens already written -> [R, s + 1, dim] states; state ``l`` predicts
-        level ``l``."""
-        rows, written = prefix.shape
-        inputs = torch.cat([torch.full((rows, 1), self.bos, dtype=torch.long, device=prefix.device), prefix], 1)
-        step = torch.arange(written + 1, device=prefix.device)
-        x = self.tokens(inputs) + self.steps(step)[None] + self.slots(target_slot)[:, None]
-        causal = torch.ones(written + 1, written + 1, dtype=torch.bool, device=prefix.device).triu(1)
-        hidden = memory_slots[None, :] >= target_slot[:, None]
-        return self.decoder(self.input_dropout(x), memory, tgt_mask=causal, memory_key_padding_mask=hidden)
+        """[B, T, dim] memory, [B, G] slot of the item each of G groups writes (memory at slots
+        >= it is hidden from that group), [B, G, s] tokens each group has written -> [B, G, s + 1,
+        dim] states; state ``l`` predicts level ``l``.
+
+        A group is one target (training: every target of a window) or one beam (inference). The
+        groups of a row share one decoder sequence, each attending only to its own tokens, so
+        the memory's keys and values are projected once per row, not once per group: that
+        projection dominated the cost when each group had its own copy of the memory."""
+        batch, groups, written = prefix.shape
+        length = written + 1
+        device = prefix.device
+        inputs = torch.cat([torch.full((batch, groups, 1), self.bos, dtype=torch.long, device=device), prefix], 2)
+        step = torch.arange(length, device=device)
+        x = self.tokens(inputs) + self.steps(step)[None, None] + self.slots(target_slot)[:, :, None]
+        group = torch.arange(groups, device=device).repeat_interleave(length)
+        position = step.repeat(groups)
+        # True = hidden: another group's tokens, or a later token of the same group.
+        own_past = (group[None, :] != group[:, None]) | (position[None, :] > position[:, None])
+        hidden = memory_slots[None, None, :] >= target_slot.repeat_interleave(length, 1)[:, :, None]
+        hidden = hidden.repeat_interleave(self.decoder.layers[0].self_attn.num_heads, 0)
+        out = self.decoder(self.input_dropout(x.reshape(batch, groups * length, -1)), memory, tgt_mask=own_past,
+                           memory_mask=hidden)
+        return out.reshape(batch, groups, length, -1)
 
     def level_logits(self, states: torch.Tensor, level: int) -> torch.Tensor:
         """[..., dim] states -> [..., codebook_sizes[level]] logits of that level's codes."""
@@ -97,10 +110,12 @@ def window_loss(model: GenerativeRetriever, windows: torch.Tensor,
     a ``counted`` slot j >= 1 is written given the items before it. Returns the mean over
     levels of each level's cross-entropy, and the per-level values."""
     memory, slots = model.encode(windows[:, :-1])
-    users, target_slot = counted.nonzero(as_tuple=True)
-    targets = windows[users, target_slot]
-    tokens = model.item_tokens[targets]
-    states = model.decode(memory[users], slots, target_slot, tokens[:, :-1])
+    targets = windows[:, 1:]
+    tokens = model.item_tokens[targets.clamp(min=0)]
+    target_slot = torch.arange(1, windows.size(1), device=windows.device).expand_as(targets)
+    states = model.decode(memory, slots, target_slot, tokens[:, :, :-1])
+    wanted = counted[:, 1:]
+    states, tokens = states[wanted], tokens[wanted]
     losses = [F.cross_entropy(model.level_logits(states[:, level], level), tokens[:, level] - model.starts[level])
               for level in range(model.depth)]
     return torch.stack(losses).mean(), [float(loss.detach()) for loss in losses]
@@ -142,9 +157,8 @@ def beam_search(model: GenerativeRetriever, histories: Sequence[Sequence[int]], 
         prefix = torch.zeros(users, 1, 0, dtype=torch.long, device=device)
         for level in range(model.depth):
             beams = scores.size(1)
-            owner = torch.arange(users, device=device).repeat_interleave(beams)
-            states = model.decode(memory[owner], slots, target_slot[owner], prefix.reshape(users * beams, level))
-            logits = model.level_logits(states[:, -1], level)
+            states = model.decode(memory, slots, target_slot[:, None].expand(users, beams), prefix)
+            logits = model.level_logits(states[:, :, -1], level).reshape(users * beams, -1)
             width = logits.size(1)
             child = tables[level][nodes.clamp(min=0).reshape(-1)][:, :width]
             allowed = (child >= 0) & (nodes.reshape(-1, 1) >= 0)

@@ -1,0 +1,184 @@
+"""Generative retrieval with semantic IDs (setlist.generative) on Amazon Beauty and LastFM, next to TIGER.
+
+Data: S3-Rec's Beauty.txt / LastFM.txt and *_item2attributes.json, read in place from
+../shared/data. Protocol (TIGER's, and S3-Rec's): leave-one-out for every user with >= 3 items;
+train on items[:-2], validate items[:-2] -> items[-2] (a seeded subset, beam search, for model
+selection), test items[:-1] -> items[-1]; full catalogue (the beam may return any item, the
+user's earlier items included, as TIGER's decoding does); Recall@k = hit rate (one target).
+
+Item embeddings are content embeddings of the attribute lists (TF-IDF + SVD; items without
+attributes would fall back to a collaborative SVD of the training plays), quantised into
+3 levels x 256 codes + a disambiguation level. The decoder trains within --max-minutes per set.
+
+Cold start (TIGER section 4.3's question): 5 % of the catalogue is held out of training entirely
+(every play of it removed from the training sequences; the items keep their content codes), a
+second model trains within --cold-minutes, and Recall@100 (beam 100) is measured on the test
+users whose target is a held-out item, next to popularity (computed: a held-out item has no
+training plays, so it is never in the top 100) and random (100 / catalogue size).
+
+    .venv/bin/python bench/generative.py --datasets beauty,lastfm --max-minutes 8 --cold-minutes 3 --threads 1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+import yaml
+
+from setlist.generative.model import beam_search
+from setlist.generative.semantic_ids import collaborative_embeddings, content_embeddings, residual_quantise
+from setlist.generative.training import DEFAULTS, evaluate, fit, load_model
+from setlist.generative.trie import build_trie
+from setlist.sequential import public
+
+FILES = {"beauty": (public.BEAUTY, "Beauty"), "lastfm": (public.LASTFM, "LastFM")}
+TUNED = {"beauty": dict(), "lastfm": dict(max_items=20)}
+# TIGER (Rajput et al., NeurIPS 2023), Table 2, Amazon Beauty.
+TIGER_BEAUTY = {"hr@5": 0.0454, "hr@10": 0.0648, "ndcg@5": 0.0321, "ndcg@10": 0.0384}
+TARGETS = ("hr@10", "ndcg@10")
+COLUMNS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
+LABELS = {"hr@5": "Recall@5", "hr@10": "Recall@10", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10"}
+
+
+def load(name: str) -> tuple[dict[int, list[int]], dict[int, list[int]], np.ndarray]:
+    """-> (user -> items, item -> attribute ids, catalogue item ids); ids as setlist.sequential.public reads them."""
+    folder, stem = FILES[name]
+    sequences = {u: s for u, s in public.read_lines(public.SHARED_DATA / folder / f"{stem}.txt").items() if len(s) >= 3}
+    with open(public.SHARED_DATA / folder / f"{stem}_item2attributes.json") as handle:
+        attributes = {int(item) + public.SHIFT: values for item, values in json.load(handle).items()}
+    catalogue = np.array(sorted({i for s in sequences.values() for i in s} | set(attributes)))
+    return sequences, attributes, catalogue
+
+
+def settings_for(name: str, args) -> dict:
+    settings = {**DEFAULTS, **TUNED[name], "threads": args.threads, "beam_size": args.val_beam}
+    for override in args.overrides:
+        key, value = override.split("=", 1)
+        scope, _, key = key.rpartition(".")
+        if scope in ("", name):
+            if key not in settings:
+                raise SystemExit(f"--set {override}: no generative setting {key!r}")
+            settings[key] = yaml.safe_load(value)
+    return settings
+
+
+def train(train_sequences, codes, validation, settings, minutes, label) -> tuple:
+    def progress(row):
+        print(f"  [{label}] epoch {row['epoch']:3d} loss {row['loss']:.3f} "
+              f"({' '.join(f'{row[k]:.2f}' for k in row if k.startswith('loss_level'))}) {row['seconds']:.0f} s "
+              f"val NDCG@10 {row['val_ndcg@10']:.4f} Recall@10 {row['val_hr@10']:.4f}", flush=True)
+    out = fit(train_sequences, codes, settings, validation, time_budget_s=minutes * 60, on_epoch=progress)
+    return load_model(out["architecture"], out["state"]), out
+
+
+def run(name: str, args) -> dict:
+    sequences, attributes, catalogue = load(name)
+    users = sorted(sequences)
+    rng = np.random.default_rng(args.seed)
+    held = set(rng.choice(catalogue, max(1, round(0.05 * len(catalogue))), replace=False).tolist())
+    cold_train = [[i for i in sequences[u][:-2] if i not in held] for u in users]
+    # The collaborative fallback sees only the cold-start run's training plays: no item's code
+    # can leak a held-out item's interactions into either run.
+    fallback = collaborative_embeddings(cold_train, catalogue, args.embedding_dim, args.seed)
+    embeddings, fallbacks = content_embeddings(attributes, catalogue, args.embedding_dim, fallback, args.seed)
+    started = time.perf_counter()
+    codes = residual_quantise(embeddings, catalogue, args.levels, args.codebook_size, args.seed)
+    print(f"\n== {name}: {len(users):,} users, {len(catalogue):,} items; content embeddings dim {args.embedding_dim} "
+          f"({fallbacks} item(s) fell back to the collaborative one); semantic IDs {codes.codebook_sizes} "
+          f"in {time.perf_counter() - started:.0f} s, {codes.collisions:,} collisions, residual errors "
+          f"{', '.join(f'{e:.3f}' for e in codes.residual_errors)}")
+    settings = settings_for(name, args)
+    print("settings: " + json.dumps(settings))
+    trie = build_trie(codes.codes, codes.codebook_sizes)
+    validation = {"histories": [sequences[u][:-2] for u in users], "targets": [sequences[u][-2] for u in users]}
+    model, out = train([sequences[u][:-2] for u in users], codes, validation, settings, args.max_minutes, name)
+    histories = [codes.rows(sequences[u][:-1]) for u in users]
+    targets = codes.rows([sequences[u][-1] for u in users])
+    started = time.perf_counter()
+    test = evaluate(model, trie, histories, targets, args.beam)
+    throughput = len(users) / (time.perf_counter() - started)
+    result = {"name": name, "test": test, "throughput": throughput, "epochs": len(out["epochs"]),
+              "best_epoch": out["best_epoch"], "epoch_s": np.mean([r["seconds"] for r in out["epochs"]]),
+              "items": len(catalogue), "collisions": codes.collisions}
+    if args.cold_minutes > 0:
+        result["cold"] = cold_start(sequences, users, held, cold_train, codes, trie, settings, args)
+    return result
+
+
+def cold_start(sequences, users, held, cold_train, codes, trie, settings, args) -> dict:
+    # Validation as in training: held-out items removed; users left with no history or a
+    # held-out validation target are skipped.
+    kept = {u: [i for i in sequences[u][:-2] if i not in held] for u in users if sequences[u][-2] not in held}
+    kept = {u: history for u, history in kept.items() if history}
+    validation = {"histories": list(kept.values()), "targets": [sequences[u][-2] for u in kept]}
+    model, out = train(cold_train, codes, validation, settings, args.cold_minutes, "cold start")
+    cold_users = [u for u in users if sequences[u][-1] in held]
+    found, _ = beam_search(model, [codes.rows(sequences[u][:-1]) for u in cold_users], trie, 100, 100)
+    targets = codes.rows([sequences[u][-1] for u in cold_users])
+    recall = float((found == targets[:, None]).any(1).mean()) if cold_users else float("nan")
+    counts = {}
+    for sequence in cold_train:
+        for item in sequence:
+            counts[item] = counts.get(item, 0) + 1
+    top = sorted(counts, key=lambda item: (-counts[item], item))[:100]  # id breaks ties: reruns agree
+    popularity = float(np.mean([sequences[u][-1] in set(top) for u in cold_users])) if cold_users else float("nan")
+    return {"users": len(cold_users), "held": len(held), "recall@100": recall, "popularity": popularity,
+            "random": 100 / len(codes.items), "epochs": len(out["epochs"]),
+            "returned_held": float(np.isin(codes.items[found[found >= 0]], list(held)).mean())}
+
+
+def report(results: list[dict], args) -> None:
+    header = f"{'set':8} {'model':34} " + " ".join(f"{LABELS[c]:>9}" for c in COLUMNS)
+    print("\n" + header + "\n" + "-" * len(header))
+    verdicts = []
+    for result in results:
+        test = result["test"]
+        print(f"{result['name']:8} {'ours (setlist.generative)':34} " + " ".join(f"{test[c]:9.4f}" for c in COLUMNS))
+        if result["name"] == "beauty":
+            print(f"{'':8} {'TIGER (NeurIPS 2023), Table 2':34} " +
+                  " ".join(f"{TIGER_BEAUTY[c]:9.4f}" for c in COLUMNS))
+            verdicts += [f"beauty {LABELS[m]} {test[m]:.4f} > TIGER {TIGER_BEAUTY[m]:.4f}: "
+                         f"{'met' if test[m] > TIGER_BEAUTY[m] else 'not met'}" for m in TARGETS]
+    print(f"(full catalogue, leave-one-out, every user; test beam {args.beam}, top {args.beam})")
+    print("\nTargets:\n" + "\n".join("  " + line for line in verdicts))
+    for result in results:
+        print(f"\n{result['name']}: {result['items']:,} items, {result['collisions']:,} semantic-ID collisions; "
+              f"{result['epochs']} epochs ({result['epoch_s']:.0f} s each, best {result['best_epoch']}); "
+              f"beam-{args.beam} decoding {result['throughput']:.0f} users/s at {args.threads} thread(s)")
+        cold = result.get("cold")
+        if cold:
+            print(f"  cold start: {cold['held']} items held out, {cold['users']} test users with a held-out target, "
+                  f"{cold['epochs']} epochs; Recall@100 {cold['recall@100']:.4f} vs popularity "
+                  f"{cold['popularity']:.4f} ({'met' if cold['recall@100'] > cold['popularity'] else 'not met'}) "
+                  f"and random {cold['random']:.4f} ({'met' if cold['recall@100'] > cold['random'] else 'not met'}); "
+                  f"held-out items are {cold['returned_held']:.1%} of the items the beam returned")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="beauty,lastfm", help="comma-separated: beauty, lastfm")
+    parser.add_argument("--max-minutes", type=float, default=8.0, help="training budget per set (no epoch starts after)")
+    parser.add_argument("--cold-minutes", type=float, default=3.0, help="cold-start model's budget per set (0: skip)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--beam", type=int, default=30, help="test beam size (= list length)")
+    parser.add_argument("--val-beam", type=int, default=20, help="validation beam size")
+    parser.add_argument("--levels", type=int, default=3)
+    parser.add_argument("--codebook-size", type=int, default=256)
+    parser.add_argument("--embedding-dim", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="setting=value for every set, or set.setting=value (e.g. beauty.dim=64)")
+    args = parser.parse_args()
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    if set(names) - set(FILES):
+        raise SystemExit(f"--datasets: unknown {sorted(set(names) - set(FILES))}; choose from {sorted(FILES)}")
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} CPU thread(s)")
+    report([run(name, args) for name in names], args)
+
+
+if __name__ == "__main__":
+    main()
