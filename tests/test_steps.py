@@ -49,6 +49,17 @@ def test_the_generative_source_brings_its_training_step_into_the_chain():
     assert "train_generative" not in [step.name for step in steps.chain(off)]
 
 
+def test_a_disabled_step_is_replaced_by_its_upstream_only_where_no_other_path_implies_it():
+    # train_generative (off by default) stands on ingest; candidates already waits for ingest
+    # through interactions, so the chain (and the Airflow DAG) gets no extra ingest edge.
+    after = {step.name: step.after for step in steps.chain(load_config())}
+    assert after["candidates"] == ("interactions", "train_sequential")
+    no_models = load_config(overrides=["candidates.sequential.train_in_daily=false"])
+    assert {step.name: step.after for step in steps.chain(no_models)}["candidates"] == ("interactions",)
+    # a declared edge stays even when implied: publish names candidates itself.
+    assert after["publish"] == ("candidates", "train_ranker", "assign_experiments")
+
+
 def test_every_step_names_real_tables_and_a_callable_with_the_step_signature():
     tables = set(TablesConfig.model_fields)
     for step in steps.STEPS:

@@ -131,16 +131,28 @@ def chain(cfg: SetlistConfig) -> list[Step]:
     ``train_ranker`` makes ``publish`` follow ``candidates`` directly.
     """
     enabled = {step.name for step in STEPS if step.enabled(cfg)}
+    kept: dict[str, tuple[str, ...]] = {}  # enabled step -> its upstream steps, in STEPS order
 
-    def upstream(names: tuple[str, ...]) -> tuple[str, ...]:
-        found: list[str] = []
-        for name in names:
-            for up in ((name,) if name in enabled else upstream(BY_NAME[name].after)):
-                if up not in found:
-                    found.append(up)
-        return tuple(found)
+    def ancestors(name: str) -> set[str]:
+        return {a for up in kept[name] for a in (up, *ancestors(up))}
 
-    return [replace(step, after=upstream(step.after)) for step in STEPS if step.name in enabled]
+    def stand_ins(name: str) -> list[str]:
+        return [name] if name in enabled else [up for after in BY_NAME[name].after for up in stand_ins(after)]
+
+    for step in STEPS:
+        if step.name not in enabled:
+            continue
+        declared = [name for name in step.after if name in enabled]
+        implied = set().union(set(), *(ancestors(name) for name in declared))
+        after = list(declared)
+        for name in step.after:
+            for up in ([] if name in enabled else stand_ins(name)):
+                # A stand-in another upstream already waits for adds nothing: with train_generative
+                # off, candidates waits for interactions (after ingest), not for ingest as well.
+                if up not in after and up not in implied:
+                    after.append(up)
+        kept[step.name] = tuple(after)
+    return [replace(step, after=kept[step.name]) for step in STEPS if step.name in enabled]
 
 
 def tag_failure(exc: BaseException, step: Step, ds: str) -> None:
