@@ -101,7 +101,7 @@ def test_tiny_model_learns_that_item_i_is_followed_by_item_i_plus_1():
     tests = [run(int(rng.integers(num_items)), int(rng.integers(2, 7))) for _ in range(100)]
     validation = {"histories": [t[:-1] for t in tests], "targets": [t[-1] for t in tests]}
     settings = dict(max_items=5, dim=32, heads=2, encoder_layers=1, decoder_layers=1, ff_dim=64, dropout=0.0,
-                    batch_size=32, learning_rate=3e-3, epochs=15, patience=0, beam_size=5,
+                    batch_size=32, learning_rate=3e-3, epochs=15, patience=0, beam_size=5, top_n=5,
                     validation_users=100, seed=0)
     out = fit(train, ids, settings, validation, time_budget_s=30)
     model = load_model(out["architecture"], out["state"])

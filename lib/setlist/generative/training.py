@@ -19,15 +19,10 @@ import torch
 from setlist.generative.model import GenerativeRetriever, beam_search, window_loss
 from setlist.generative.semantic_ids import SemanticIds
 from setlist.generative.trie import CodeTrie, build_trie
+from setlist.config import GenerativeConfig
 from setlist.sequential.metrics import rank_metrics
+from setlist.sequential.training import pick_device
 
-# The settings fit reads (a typed config section declares the same keys). Sized for CPU
-# training in minutes (TIGER used dim 128, 4 + 4 layers, MLP 1024 on accelerators): a training
-# token costs ~4x less at dim 64 / ff 256 than at 128 / 512.
-DEFAULTS: dict[str, Any] = dict(
-    max_items=20, dim=64, heads=2, encoder_layers=2, decoder_layers=2, ff_dim=256, dropout=0.1,
-    batch_size=128, learning_rate=2e-3, weight_decay=0.01, epochs=100, patience=10, beam_size=20,
-    validation_users=1000, seed=0, threads=0, device="cpu")
 RANK_KS = (5, 10, 20)
 
 
@@ -109,17 +104,18 @@ def fit(train_sequences: Sequence[Sequence[int]], codes: SemanticIds, settings: 
         validation: dict | None = None, time_budget_s: float | None = None,
         on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Train on item-id sequences (oldest first); returns {"state", "architecture", "epochs",
-    "best_epoch"}. ``settings``: :data:`DEFAULTS`' keys (missing ones take the default).
+    "best_epoch"}. ``settings``: keys of :class:`~setlist.config.GenerativeConfig` (missing ones
+    take its defaults; the whole is validated by it).
     ``validation``: {"histories": item-id lists, "targets": item ids}; ``validation_users`` of
     them (seeded sample) are ranked by beam search after each epoch, and the state of the epoch
     with the best NDCG@10 is kept (the last epoch's without validation). No epoch starts once
     ``time_budget_s`` has passed; ``patience`` epochs without improvement stop training."""
-    settings = {**DEFAULTS, **settings}
+    settings = GenerativeConfig(**settings).model_dump()
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     torch.manual_seed(settings["seed"])
     rng = np.random.default_rng(settings["seed"])
-    device = torch.device(settings["device"])
+    device = pick_device(settings["device"])
     model = build_model(settings, codes).to(device)
     trie = build_trie(codes.codes, codes.codebook_sizes)
     items, counted = windows([codes.rows(s) for s in train_sequences], settings["max_items"])
