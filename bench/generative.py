@@ -35,7 +35,8 @@ import torch
 import yaml
 
 from setlist.generative.model import beam_search
-from setlist.generative.semantic_ids import collaborative_embeddings, content_embeddings, residual_quantise
+from setlist.generative.semantic_ids import (collaborative_embeddings, content_embeddings, item_embeddings,
+                                              residual_quantise)
 from setlist.config import GenerativeConfig, load_config
 from setlist.generative.training import evaluate, fit, load_model
 from setlist.generative.trie import build_trie
@@ -91,13 +92,16 @@ def run(name: str, args) -> dict:
     rng = np.random.default_rng(args.seed)
     held = set(rng.choice(catalogue, max(1, round(0.05 * len(catalogue))), replace=False).tolist())
     cold_train = [[i for i in sequences[u][:-2] if i not in held] for u in users]
-    # The collaborative fallback sees only the cold-start run's training plays: no item's code
-    # can leak a held-out item's interactions into either run.
-    fallback = collaborative_embeddings(cold_train, catalogue, args.embedding_dim, args.seed)
-    embeddings, fallbacks = content_embeddings(attributes, catalogue, args.embedding_dim, fallback, args.seed)
+    # The collaborative half sees only the cold-start run's training plays: no item's code can
+    # leak a held-out item's interactions into either run.
+    if args.embedding == "mixed":
+        embeddings, fallbacks = item_embeddings(attributes, cold_train, catalogue, args.embedding_dim, args.seed)
+    else:
+        fallback = collaborative_embeddings(cold_train, catalogue, args.embedding_dim, args.seed)
+        embeddings, fallbacks = content_embeddings(attributes, catalogue, args.embedding_dim, fallback, args.seed)
     started = time.perf_counter()
     codes = residual_quantise(embeddings, catalogue, args.levels, args.codebook_size, args.seed)
-    print(f"\n== {name}: {len(users):,} users, {len(catalogue):,} items; content embeddings dim {args.embedding_dim} "
+    print(f"\n== {name}: {len(users):,} users, {len(catalogue):,} items; {args.embedding} embeddings dim {args.embedding_dim} "
           f"({fallbacks} item(s) fell back to the collaborative one); semantic IDs {codes.codebook_sizes} "
           f"in {time.perf_counter() - started:.0f} s, {codes.collisions:,} collisions, residual errors "
           f"{', '.join(f'{e:.3f}' for e in codes.residual_errors)}")
@@ -179,6 +183,8 @@ def main() -> None:
     parser.add_argument("--levels", type=int, default=3)
     parser.add_argument("--codebook-size", type=int, default=256)
     parser.add_argument("--embedding-dim", type=int, default=64)
+    parser.add_argument("--embedding", choices=("mixed", "content"), default="mixed",
+                        help="mixed: content next to the play SVD (the daily source's); content: tags only")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="setting=value for every set, or set.setting=value (e.g. beauty.dim=64)")

@@ -139,6 +139,18 @@ def collaborative_embeddings(sequences: Sequence[Sequence[int]], item_ids: Seque
     return normalize(_svd(matrix, dim, seed))
 
 
+def item_embeddings(item_attributes: Mapping[int, Sequence], sequences: Sequence[Sequence[int]],
+                    item_ids: Sequence[int], dim: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Content next to collaborative: ([num_items, 2 * dim] L2-normalised, fallback count).
+
+    Content alone puts every item with the same tags on one tuple (then only the arbitrary
+    disambiguation code tells them apart); the play SVD splits them by who listens, while an
+    item nobody played (a zero collaborative half) is placed by its content alone: cold start."""
+    collaborative = collaborative_embeddings(sequences, item_ids, dim, seed)
+    content, fallbacks = content_embeddings(item_attributes, item_ids, dim, fallback=collaborative, seed=seed)
+    return normalize(np.hstack([content, collaborative])), fallbacks
+
+
 def _svd(matrix, dim: int, seed: int) -> np.ndarray:
     """Truncated SVD to ``dim`` columns; zero-padded when the matrix has fewer usable ones."""
     rank = min(dim, min(matrix.shape) - 1)

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from sklearn.preprocessing import normalize
 
 from setlist import lake, tracking
 from setlist.config import GenerativeConfig, SetlistConfig
@@ -38,13 +37,11 @@ MISSING_TARGET = -2  # a held-out track the champion has no ID for: never in a b
 
 def semantic_ids(catalogue: pd.DataFrame, train: list[np.ndarray], gen: GenerativeConfig):
     """Catalogue (track_id, artist_id; row = item) and training rows -> (SemanticIds, content fallbacks)."""
-    from setlist.generative.semantic_ids import collaborative_embeddings, content_embeddings, residual_quantise
+    from setlist.generative.semantic_ids import item_embeddings, residual_quantise
 
     rows = np.arange(len(catalogue))
-    collaborative = collaborative_embeddings(train, rows, gen.embedding_dim, seed=gen.seed)
     artists = {row: [artist] for row, artist in enumerate(catalogue["artist_id"]) if isinstance(artist, str)}
-    content, fallbacks = content_embeddings(artists, rows, gen.embedding_dim, fallback=collaborative, seed=gen.seed)
-    embedding = normalize(np.hstack([content, collaborative]))
+    embedding, fallbacks = item_embeddings(artists, train, rows, gen.embedding_dim, seed=gen.seed)
     return residual_quantise(embedding, rows, gen.levels, gen.codebook_size, seed=gen.seed), fallbacks
 
 
