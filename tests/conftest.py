@@ -1,4 +1,4 @@
-"""One SparkSession for the whole suite, small shuffles, and per-test lake folders."""
+"""One SparkSession per test process (each xdist worker), small shuffles, and per-test lake folders."""
 from __future__ import annotations
 
 import json

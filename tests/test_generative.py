@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from setlist.generative.model import GenerativeRetriever, beam_search
-from setlist.generative.semantic_ids import GenerativeError, content_embeddings, residual_quantise
+from setlist.generative.semantic_ids import GenerativeError, content_embeddings, item_embeddings, residual_quantise
 from setlist.generative.training import fit, load_model, target_ranks, windows
 from setlist.generative.trie import build_trie
 
@@ -136,3 +136,26 @@ def test_content_embedding_falls_back_for_items_without_attributes():
         content_embeddings(attributes, items, dim=3)
     _, none_missing = content_embeddings(attributes, [1, 2, 3, 6], dim=2)
     assert none_missing == 0
+
+
+def test_an_unplayed_item_is_placed_among_played_items_with_its_tags():
+    # Items 1-6 carry tag group a, 7-12 group b; users 0-9 play only group a, 10-19 only b.
+    # Items 13 (tags a) and 14 (tags b) were never played.
+    attributes = {i: ["a1", "a2"] if i <= 6 or i == 13 else ["b1", "b2"] for i in range(1, 15)}
+    attributes.update({1: ["a1"], 7: ["b1"]})  # tags vary a little inside each group
+    rng = np.random.default_rng(0)
+    sequences = [rng.choice(range(1, 7), 8).tolist() for _ in range(10)] + \
+                [rng.choice(range(7, 13), 8).tolist() for _ in range(10)]
+    items = list(range(1, 15))
+    embeddings, _ = item_embeddings(attributes, sequences, items, dim=2)
+    half = embeddings.shape[1] // 2
+    assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0)
+    cold_a, cold_b = embeddings[12], embeddings[13]
+    assert np.abs(cold_a[half:]).sum() > 0 and np.abs(cold_b[half:]).sum() > 0  # a collaborative half
+    similarity = embeddings @ np.stack([cold_a, cold_b]).T
+    assert similarity[1:6, 0].min() > similarity[7:12, 0].max()
+    assert similarity[7:12, 1].min() > similarity[1:6, 1].max()
+    # Each unplayed item's collaborative half points the way its group's played items' do.
+    group_a, group_b = embeddings[0:6, half:].mean(0), embeddings[6:12, half:].mean(0)
+    assert cold_a[half:] @ group_a > 3 * abs(cold_a[half:] @ group_b)
+    assert cold_b[half:] @ group_b > 3 * abs(cold_b[half:] @ group_a)

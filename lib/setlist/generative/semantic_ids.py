@@ -22,6 +22,7 @@ from scipy import sparse
 from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import Ridge
 from sklearn.preprocessing import normalize
 
 from setlist.errors import SetlistError
@@ -144,10 +145,21 @@ def item_embeddings(item_attributes: Mapping[int, Sequence], sequences: Sequence
     """Content next to collaborative: ([num_items, 2 * dim] L2-normalised, fallback count).
 
     Content alone puts every item with the same tags on one tuple (then only the arbitrary
-    disambiguation code tells them apart); the play SVD splits them by who listens, while an
-    item nobody played (a zero collaborative half) is placed by its content alone: cold start."""
+    disambiguation code tells them apart); the play SVD splits them by who listens. An item
+    nobody played has no collaborative half of its own: left at zero it would sit in clusters of
+    its own, which the decoder never learns to generate (cold start measured 0). It takes the
+    half a ridge regression from content predicts, fitted on the played items (as CB2CF /
+    DropoutNet map content into the collaborative space), so it lands among played items with
+    similar tags."""
     collaborative = collaborative_embeddings(sequences, item_ids, dim, seed)
     content, fallbacks = content_embeddings(item_attributes, item_ids, dim, fallback=collaborative, seed=seed)
+    played = np.abs(collaborative).sum(1) > 0
+    has_content = np.abs(content).sum(1) > 0
+    cold = ~played & has_content
+    if cold.any() and played.sum() > 1:
+        regression = Ridge(alpha=1.0).fit(content[played], collaborative[played])
+        collaborative = collaborative.copy()
+        collaborative[cold] = normalize(regression.predict(content[cold]))
     return normalize(np.hstack([content, collaborative])), fallbacks
 
 
