@@ -6,9 +6,10 @@ train on items[:-2], validate items[:-2] -> items[-2] (a seeded subset, beam sea
 selection), test items[:-1] -> items[-1]; full catalogue (the beam may return any item, the
 user's earlier items included, as TIGER's decoding does); Recall@k = hit rate (one target).
 
-Item embeddings are content embeddings of the attribute lists (TF-IDF + SVD; items without
-attributes would fall back to a collaborative SVD of the training plays), quantised into
-3 levels x 256 codes + a disambiguation level. The decoder trains within --max-minutes per set.
+Item embeddings (--embedding mixed, the daily source's) are content embeddings of the attribute
+lists (TF-IDF + SVD) next to a collaborative SVD of the training plays, a never-played item's
+collaborative half predicted from its content (--embedding content: the tags alone); quantised
+into 3 levels x 256 codes + a disambiguation level. The decoder trains within --max-minutes per set.
 
 Cold start (TIGER section 4.3's question): 5 % of the catalogue is held out of training entirely
 (every play of it removed from the training sequences; the items keep their content codes), a
@@ -16,13 +17,16 @@ second model trains within --cold-minutes, and Recall@100 (beam 100) is measured
 users whose target is a held-out item, next to popularity (computed: a held-out item has no
 training plays, so it is never in the top 100) and random (100 / catalogue size).
 
-    .venv/bin/python bench/generative.py --datasets beauty,lastfm --max-minutes 8 --cold-minutes 2.5 --threads 1
+    .venv/bin/python bench/generative.py --datasets beauty,lastfm --max-minutes 18 --cold-minutes 4 --threads 1
 
-Measured 2026-12-06 (that command, 1 thread on 2 shared cores, dim 64): Beauty Recall@10 0.0298,
-NDCG@10 0.0153 (9 epochs, still improving; TIGER 0.0648 / 0.0384 not met; 9,858 of 12,101 items
-collide on the coarse attribute codes); LastFM Recall@10 0.0560, NDCG@10 0.0275 (16 epochs, still
-improving); cold-start Recall@100 Beauty 0.0397 (popularity 0, random 0.0083), LastFM 0.0 on 50
-users; beam-30 decoding ~230 users/s.
+Measured 2026-12-06 (that command, mixed embeddings, 1 thread while the test suite used the other
+core, dim 64): Beauty Recall@10 0.0450, NDCG@10 0.0225 (22 epochs, best 21, still improving;
+TIGER 0.0648 / 0.0384 not met; 1,246 colliding items); LastFM Recall@10 0.0587, NDCG@10 0.0244;
+cold-start Recall@100 0 on Beauty (the cold items' tuples are ones no played item has, and the
+decoder does not write them), 0-0.02 on LastFM's 50 users. --embedding content (8 min, at
+cac31a3): Beauty 0.0298 / 0.0153 (9,858 items collide on the attribute codes), LastFM
+0.0560 / 0.0275, cold-start Recall@100 Beauty 0.0397 (popularity 0, random 0.0083). Beam-30
+decoding ~215 users/s on 1 thread, ~470 on 2.
 """
 from __future__ import annotations
 

@@ -147,10 +147,10 @@ def item_embeddings(item_attributes: Mapping[int, Sequence], sequences: Sequence
     Content alone puts every item with the same tags on one tuple (then only the arbitrary
     disambiguation code tells them apart); the play SVD splits them by who listens. An item
     nobody played has no collaborative half of its own: left at zero it would sit in clusters of
-    its own, which the decoder never learns to generate (cold start measured 0). It takes the
-    half a ridge regression from content predicts, fitted on the played items (as CB2CF /
-    DropoutNet map content into the collaborative space), so it lands among played items with
-    similar tags."""
+    its own. It takes the half a ridge regression from content predicts, fitted on the played
+    items (as CB2CF / DropoutNet map content into the collaborative space), so it lands among
+    played items with similar tags. Its full tuple is still one no played item has, and the
+    decoder seldom writes it: the bench measures cold start with content alone too."""
     collaborative = collaborative_embeddings(sequences, item_ids, dim, seed)
     content, fallbacks = content_embeddings(item_attributes, item_ids, dim, fallback=collaborative, seed=seed)
     played = np.abs(collaborative).sum(1) > 0
