@@ -152,10 +152,11 @@ def test_an_unplayed_item_is_placed_among_played_items_with_its_tags():
     assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0)
     cold_a, cold_b = embeddings[12], embeddings[13]
     assert np.abs(cold_a[half:]).sum() > 0 and np.abs(cold_b[half:]).sum() > 0  # a collaborative half
+    played_a, played_b = slice(0, 6), slice(6, 12)  # rows of items 1-6 and 7-12
     similarity = embeddings @ np.stack([cold_a, cold_b]).T
-    assert similarity[1:6, 0].min() > similarity[7:12, 0].max()
-    assert similarity[7:12, 1].min() > similarity[1:6, 1].max()
+    assert similarity[played_a, 0].min() > similarity[played_b, 0].max()
+    assert similarity[played_b, 1].min() > similarity[played_a, 1].max()
     # Each unplayed item's collaborative half points the way its group's played items' do.
-    group_a, group_b = embeddings[0:6, half:].mean(0), embeddings[6:12, half:].mean(0)
+    group_a, group_b = embeddings[played_a, half:].mean(0), embeddings[played_b, half:].mean(0)
     assert cold_a[half:] @ group_a > 3 * abs(cold_a[half:] @ group_b)
     assert cold_b[half:] @ group_b > 3 * abs(cold_b[half:] @ group_a)
