@@ -752,6 +752,11 @@ class GenerativeConfig(Section):
     # Users decoded per Arrow batch at inference.
     score_batch_users: int = Field(default=256, gt=0)
     top_n: int = Field(default=100, gt=0)
+    # Cold start (setlist.generative.cold_start): tracks the decoder was not trained on may take
+    # up to cold_share of each user's top_n, matched to the beam's tracks on their first
+    # cold_prefix_levels codes (cold_share 0: never).
+    cold_share: float = Field(default=0.1, ge=0, le=1)
+    cold_prefix_levels: int = Field(default=1, gt=0)
 
     @model_validator(mode="after")
     def _check_model(self) -> "GenerativeConfig":
@@ -760,6 +765,9 @@ class GenerativeConfig(Section):
         if self.top_n > self.beam_size:
             raise _invalid("candidates.generative.top_n", f"{self.top_n} exceeds beam_size={self.beam_size}: "
                            "the beam returns at most beam_size tracks")
+        if self.cold_prefix_levels > self.levels:
+            raise _invalid("candidates.generative.cold_prefix_levels",
+                           f"{self.cold_prefix_levels} exceeds levels={self.levels}: a prefix is at most every code")
         return self
 
 

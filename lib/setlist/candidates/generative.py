@@ -5,6 +5,9 @@ Users are decoded from their latest listened plays (``candidates.generative.hist
 the day), mapped through the model's own semantic IDs: a track it has no ID for is dropped from
 the history and counted, never an error. Decoding runs in ``mapInPandas`` over Arrow batches, the
 model broadcast once and loaded once per Python worker. The score is the tuple's log-probability.
+Tracks the model has an ID for but saw no training play of (cold start) take up to
+``cold_share`` of each list, matched to the beam's tracks by code prefix
+(``setlist.generative.cold_start``), each with the score of the beam it matched.
 Without a champion (before the first ``train_generative``) or without listens the source proposes
 nothing and says why.
 """
@@ -28,41 +31,47 @@ DECODED_SCHEMA = "user_id string, top_rows array<int>, top_scores array<double>"
 _LOADED: dict[str, tuple] = {}
 
 
-def _model(key: str, architecture: dict, state: bytes, codes: np.ndarray):
+def _model(key: str, architecture: dict, state: bytes, codes: np.ndarray, untrained: np.ndarray,
+           prefix_levels: int):
     import torch
 
+    from setlist.generative.cold_start import UnseenIndex
     from setlist.generative.training import load_model
     from setlist.generative.trie import build_trie
 
+    key = f"{key}@{prefix_levels}"
     if key not in _LOADED:
         _LOADED.clear()  # one model per worker: a new version replaces the old one
         torch.set_num_threads(1)  # Spark's task slots are the parallelism
-        _LOADED[key] = (load_model(architecture, state), build_trie(codes, architecture["codebook_sizes"]))
+        _LOADED[key] = (load_model(architecture, state), build_trie(codes, architecture["codebook_sizes"]),
+                        UnseenIndex(codes, untrained, min(prefix_levels, codes.shape[1])))
     return _LOADED[key]
 
 
-def _decode_batches(batches: Iterator[pd.DataFrame], blob, beam_size: int, top_n: int,
-                    batch_users: int) -> Iterator[pd.DataFrame]:
+def _decode_batches(batches: Iterator[pd.DataFrame], blob, cfg: GenerativeConfig) -> Iterator[pd.DataFrame]:
+    from setlist.generative.cold_start import mix_unseen
     from setlist.generative.model import beam_search
 
-    key, architecture, state, codes = blob.value
-    model, trie = _model(key, architecture, state, codes)
+    key, architecture, state, codes, untrained = blob.value
+    model, trie, unseen = _model(key, architecture, state, codes, untrained, cfg.cold_prefix_levels)
     for frame in batches:
         frame = frame[frame["rows"].map(len) > 0]
         if frame.empty:
             continue
         rows, scores = beam_search(model, [np.asarray(r, dtype=np.int64) for r in frame["rows"]], trie,
-                                   beam_size, top_n, batch_size=batch_users)
+                                   cfg.beam_size, cfg.top_n, batch_size=cfg.score_batch_users)
+        if cfg.cold_share > 0 and len(unseen.rows):
+            rows, scores = mix_unseen(rows, scores, unseen, cfg.top_n, cfg.cold_share)
         yield pd.DataFrame({"user_id": frame["user_id"].to_numpy(), "top_rows": list(rows.astype(np.int32)),
                             "top_scores": list(scores.astype(np.float64))})
 
 
 def decode_users(spark: SparkSession, rows: DataFrame, model: GenerativeModelFiles, cfg: GenerativeConfig) -> DataFrame:
     """(user_id, rows) -> ``DECODED_SCHEMA``: each user's top_n item rows and log-probabilities."""
-    blob = spark.sparkContext.broadcast((model.key, model.architecture, model.state, model.codes()))
-    beam, top_n, batch = cfg.beam_size, cfg.top_n, cfg.score_batch_users
-    return rows.select("user_id", "rows").mapInPandas(
-        lambda batches: _decode_batches(batches, blob, beam, top_n, batch), DECODED_SCHEMA)
+    blob = spark.sparkContext.broadcast((model.key, model.architecture, model.state, model.codes(),
+                                         model.untrained()))
+    return rows.select("user_id", "rows").mapInPandas(lambda batches: _decode_batches(batches, blob, cfg),
+                                                      DECODED_SCHEMA)
 
 
 def decoded_candidates(decoded: DataFrame, semantic_ids: DataFrame) -> DataFrame:

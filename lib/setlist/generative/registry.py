@@ -2,8 +2,9 @@
 (``candidates.generative.model_name``, the same ``tracking.champion_alias`` as the other models).
 
 A version's folder holds ``state.pt`` (the PyTorch state dict), ``model.json`` (architecture and
-training settings) and ``semantic_ids.parquet`` (track_id, item_index, codes): the codes travel
-with the weights, so a day's tracks are mapped through the model's own IDs, never re-coded.
+training settings) and ``semantic_ids.parquet`` (track_id, item_index, codes, trained): the codes travel
+with the weights, so a day's tracks are mapped through the model's own IDs, never re-coded;
+``trained`` is false for a track with an ID but no training plays (cold start matches it by prefix).
 """
 from __future__ import annotations
 
@@ -28,11 +29,16 @@ class GenerativeModelFiles:
     key: str                       # "name/version": caches a loaded model per worker
     architecture: dict[str, Any]
     state: bytes
-    semantic_ids: pd.DataFrame     # track_id, item_index, codes (one row per track, item_index = row)
+    semantic_ids: pd.DataFrame     # track_id, item_index, codes, trained (one row per track, item_index = row)
     settings: dict[str, Any]
 
     def codes(self) -> np.ndarray:
         return np.stack(self.semantic_ids.sort_values("item_index")["codes"].to_numpy()).astype(np.int64)
+
+    def untrained(self) -> np.ndarray:
+        """[num_items] bool by item_index: tracks with an ID the decoder saw no play of."""
+        ids = self.semantic_ids.sort_values("item_index")
+        return ~ids["trained"].to_numpy(dtype=bool)
 
 
 def save_model_files(folder: str | Path, architecture: dict, state: bytes, semantic_ids: pd.DataFrame,
@@ -41,7 +47,7 @@ def save_model_files(folder: str | Path, architecture: dict, state: bytes, seman
     folder.mkdir(parents=True, exist_ok=True)
     (folder / STATE_FILE).write_bytes(state)
     (folder / META_FILE).write_text(json.dumps({"architecture": architecture, "settings": settings}, indent=1))
-    semantic_ids[["track_id", "item_index", "codes"]].to_parquet(folder / IDS_FILE, index=False)
+    semantic_ids[["track_id", "item_index", "codes", "trained"]].to_parquet(folder / IDS_FILE, index=False)
     return folder
 
 
@@ -51,8 +57,11 @@ def load_model_files(folder: str | Path, key: str) -> GenerativeModelFiles:
     if missing:
         raise FileNotFoundError(f"generative model {key}: {', '.join(missing)} missing in {folder}")
     meta = json.loads((folder / META_FILE).read_text())
+    ids = pd.read_parquet(folder / IDS_FILE)
+    if "trained" not in ids:  # a version registered before cold start: every track counts as trained
+        ids["trained"] = True
     return GenerativeModelFiles(key=key, architecture=meta["architecture"], state=(folder / STATE_FILE).read_bytes(),
-                                semantic_ids=pd.read_parquet(folder / IDS_FILE), settings=meta["settings"])
+                                semantic_ids=ids, settings=meta["settings"])
 
 
 def register(cfg: SetlistConfig, architecture: dict, state: bytes, semantic_ids: pd.DataFrame, settings: dict) -> int:

@@ -110,8 +110,9 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> TrainR
                                  step=row["epoch"])
         best = next(r for r in result["epochs"] if r["epoch"] == result["best_epoch"])
         new_ndcg = best["val_ndcg@10"]
-        version = register(cfg, result["architecture"], result["state"], table[["track_id", "item_index", "codes"]],
-                           settings)
+        table["trained"] = np.isin(table["item_index"], np.concatenate(train))
+        version = register(cfg, result["architecture"], result["state"],
+                           table[["track_id", "item_index", "codes", "trained"]], settings)
         champion = champion_files(cfg)
         held_tracks = [list(histories["track_ids"][i]) for i in held]
         champion_ndcg = (float("nan") if champion is None else
@@ -120,7 +121,8 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> TrainR
         metrics = {"train_seconds": seconds, "epochs_run": len(result["epochs"]), "best_epoch": result["best_epoch"],
                    "users": len(histories), "users_too_short": short, "validation_users": len(held),
                    "catalogue": len(catalogue), "semantic_id_collisions": ids.collisions,
-                   "content_fallbacks": fallbacks, "val_ndcg_at_10": new_ndcg, "val_hr_at_10": best["val_hr@10"],
+                   "content_fallbacks": fallbacks, "untrained_tracks": int((~table["trained"]).sum()),
+                   "val_ndcg_at_10": new_ndcg, "val_hr_at_10": best["val_hr@10"],
                    "champion_val_ndcg_at_10": champion_ndcg}
         tracking.log_metrics({k: v for k, v in metrics.items() if not np.isnan(v)})
         status, new_champion, message = decide(cfg, gen.model_name, version, new_ndcg,
