@@ -154,10 +154,13 @@ def item_embeddings(item_attributes: Mapping[int, Sequence], sequences: Sequence
     collaborative = collaborative_embeddings(sequences, item_ids, dim, seed)
     content, fallbacks = content_embeddings(item_attributes, item_ids, dim, fallback=collaborative, seed=seed)
     played = np.abs(collaborative).sum(1) > 0
-    has_content = np.abs(content).sum(1) > 0
+    # Not "content row is non-zero": an item without attributes has its collaborative row copied
+    # into its content half, and fitting on those rows would teach the regression the identity.
+    has_content = np.array([bool(item_attributes.get(item)) for item in item_ids], dtype=bool)
     cold = ~played & has_content
-    if cold.any() and played.sum() > 1:
-        regression = Ridge(alpha=1.0).fit(content[played], collaborative[played])
+    fitted = played & has_content
+    if cold.any() and fitted.sum() > 1:
+        regression = Ridge(alpha=1.0).fit(content[fitted], collaborative[fitted])
         collaborative = collaborative.copy()
         collaborative[cold] = normalize(regression.predict(content[cold]))
     return normalize(np.hstack([content, collaborative])), fallbacks
