@@ -67,8 +67,7 @@ def load(name: str) -> tuple[dict[int, list[int]], dict[int, list[int]], np.ndar
     """-> (user -> items, item -> attribute ids, catalogue item ids); ids as setlist.sequential.public reads them."""
     folder, stem = FILES[name]
     sequences = {u: s for u, s in public.read_lines(public.SHARED_DATA / folder / f"{stem}.txt").items() if len(s) >= 3}
-    with open(public.SHARED_DATA / folder / f"{stem}_item2attributes.json") as handle:
-        attributes = {int(item) + public.SHIFT: values for item, values in json.load(handle).items()}
+    attributes = public.read_attributes(public.SHARED_DATA / folder / f"{stem}_item2attributes.json")
     catalogue = np.array(sorted({i for s in sequences.values() for i in s} | set(attributes)))
     return sequences, attributes, catalogue
 

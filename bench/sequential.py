@@ -89,7 +89,8 @@ def gpu_epoch_seconds(data: public.PublicSet, settings: dict) -> str:
     if not torch.cuda.is_available():
         return "no GPU available (torch.cuda.is_available() is False): GPU epoch time not measured"
     gpu = dict(settings, device="cuda", epochs=2, patience=0)
-    out = fit(data.shard_files, gpu, data.num_items, 1, None)
+    out = fit(data.shard_files, gpu, data.num_items, 1, None,
+              item_attributes=data.item_attributes if settings["item_attributes"] else None)
     seconds = out["epochs"][-1]["seconds"]
     return f"GPU ({torch.cuda.get_device_name(0)}): {seconds:.2f} s/epoch (2nd of 2 epochs, no validation)"
 
@@ -102,7 +103,7 @@ def run(name: str, args, work: Path) -> dict:
           f"{data.num_items - 2:,} catalogue items (loaded in {time.perf_counter() - loaded:.1f} s)")
     print("settings: " + json.dumps({k: settings[k] for k in (
         "loss", "negatives", "gbce_t", "max_len", "dim", "heads", "layers", "dropout", "attention_dropout",
-        "relative_bias",
+        "relative_bias", "item_attributes",
         "batch_size", "learning_rate", "weight_decay", "epochs", "patience", "threads", "seed")}))
     for protocol, note in data.notes.items():
         print(f"test {protocol}: {note}")
@@ -117,8 +118,9 @@ def run(name: str, args, work: Path) -> dict:
 
     budget = args.max_minutes * 60 if args.max_minutes else None
     started = time.perf_counter()
+    attributes = data.item_attributes if settings["item_attributes"] else None
     out = fit(data.shard_files, settings, data.num_items, 1, data.validation, exclude_seen=True,
-              time_budget_s=budget, on_epoch=progress)
+              item_attributes=attributes, time_budget_s=budget, on_epoch=progress)
     wall = time.perf_counter() - started
     model = load_model(out["architecture"], out["state"])
     epochs = out["epochs"]

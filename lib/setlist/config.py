@@ -664,6 +664,9 @@ class SequentialConfig(Section):
     # HSTU-style learned attention bias on the distance between positions and the time between plays.
     relative_bias: bool = False
     time_buckets: int = Field(default=32, gt=0)
+    # A track's vector is its own embedding plus its artist's (a public set's tags, in the bench):
+    # a rarely played track borrows from its artist's other tracks.
+    item_attributes: bool = True
     # Softmax over negatives sampled per batch (0: the whole catalogue) or gBCE (gSASRec). Sampled
     # softmax is the default: on generated listening it reached validation NDCG@10 0.08 where gBCE
     # (256 negatives, t = 0.75) degraded from the first epoch; 512 negatives cost half the time of

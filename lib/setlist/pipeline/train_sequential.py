@@ -11,6 +11,8 @@
    The gate evaluates the champion on the same held-out plays (through its own vocabulary:
    a track it never saw ranks last) and moves the ``champion`` alias only to a model at least
    as good, within ``gate_tolerance``.
+
+With ``item_attributes`` each track's artist (its latest play's) is the model's item attribute.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import logging
 import time
 
 import numpy as np
+import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -45,6 +48,16 @@ def _validation(rows, index_of, max_len: int) -> dict:
         items = [index_of.get(t, UNKNOWN) for t in row["track_ids"]]
         records.append((items[:-1], row["surfaces"][:-1], row["outcomes"][:-1], row["gaps"][:-1], items[-1]))
     return validation_set(records, max_len)
+
+
+def artist_pairs(listens, vocabulary) -> tuple[np.ndarray, np.ndarray]:
+    """(item index, artist number) of every vocabulary track with an artist: the model's item attributes."""
+    from setlist.generative.histories import track_content
+
+    artists = (track_content(listens).join(vocabulary, "track_id").where(F.col("artist_id").isNotNull())
+               .select("item_index", "artist_id").toPandas().sort_values("item_index"))
+    numbers, _ = pd.factorize(artists["artist_id"], sort=True)
+    return artists["item_index"].to_numpy(dtype=np.int64), numbers.astype(np.int64)
 
 
 def _evaluate(files, rows) -> dict[str, float]:
@@ -92,12 +105,14 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> TrainR
         num_items = int(vocabulary_pdf["item_index"].max()) + 1
         index_of = dict(zip(vocabulary_pdf["track_id"], vocabulary_pdf["item_index"].astype(int)))
         validation = _validation(rows, index_of, seq.max_len)
+        attributes = artist_pairs(listens, vocabulary) if seq.item_attributes else None
         settings = seq.model_dump()
         with tracking.start_run(cfg, f"train_sequential-{ds}", {"ds": ds, "run_id": run_id,
                                                                 "step": "train_sequential"}):
             tracking.log_params({f"sequential.{k}": v for k, v in settings.items()})
             started = time.perf_counter()
-            result = launch_fit(spark, files, settings, num_items, len(cfg.events.surfaces), validation)
+            result = launch_fit(spark, files, settings, num_items, len(cfg.events.surfaces), validation,
+                                item_attributes=attributes)
             seconds = time.perf_counter() - started
             for row in result["epochs"]:
                 tracking.log_metrics({f"epoch_{k.replace('@', '_at_')}": v for k, v in row.items() if k != "epoch"},

@@ -12,7 +12,8 @@ from pyspark.sql import SparkSession
 
 
 def launch_fit(spark: SparkSession, shard_files: list[str], settings: dict[str, Any], num_items: int,
-               num_surfaces: int, validation: dict | None, exclude_seen: bool = False) -> dict[str, Any]:
+               num_surfaces: int, validation: dict | None, exclude_seen: bool = False,
+               item_attributes=None) -> dict[str, Any]:
     import torch
     from pyspark.ml.torch.distributor import TorchDistributor
 
@@ -21,4 +22,5 @@ def launch_fit(spark: SparkSession, shard_files: list[str], settings: dict[str, 
     local = spark.sparkContext.master.startswith("local")
     use_gpu = settings["device"] == "cuda" or (settings["device"] == "auto" and torch.cuda.is_available())
     distributor = TorchDistributor(num_processes=settings["num_processes"], local_mode=local, use_gpu=use_gpu)
-    return distributor.run(fit, shard_files, settings, num_items, num_surfaces, validation, exclude_seen)
+    return distributor.run(fit, shard_files, settings, num_items, num_surfaces, validation, exclude_seen,
+                           item_attributes)

@@ -84,11 +84,12 @@ def top_items(scored: DataFrame, vocabulary: DataFrame, source: str) -> DataFram
 
 def item_vectors(spark: SparkSession, model: SequentialModelFiles) -> DataFrame:
     """(track_id, vector array<float>): the model's output embedding of each vocabulary track."""
-    import io
-
     import torch
 
-    weights = torch.load(io.BytesIO(model.state), map_location="cpu")["items.weight"].numpy().astype(np.float32)
+    from setlist.sequential.training import load_model
+
+    with torch.no_grad():
+        weights = load_model(model.architecture, model.state).item_table().numpy().astype(np.float32)
     vocabulary = model.vocabulary
     frame = pd.DataFrame({"track_id": vocabulary["track_id"].to_numpy(),
                           "vector": list(weights[vocabulary["item_index"].to_numpy()])})

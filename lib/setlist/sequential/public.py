@@ -28,6 +28,7 @@ S3-Rec, BSARec and gSASRec, so the published tables compare):
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,23 @@ class PublicSet:
     train_users: int
     train_items: int  # interactions in the training shards
     notes: dict[str, str] = field(default_factory=dict)  # protocol -> who is evaluated, how
+    # (item indices, attribute indices) pairs from the set's *_item2attributes.json; None without one.
+    item_attributes: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def read_attributes(path: Path) -> dict[int, list[int]]:
+    """S3-Rec's ``*_item2attributes.json`` -> {shifted item: attribute ids} (tags, brand, categories)."""
+    with open(path) as handle:
+        return {int(item) + SHIFT: list(values) for item, values in json.load(handle).items()}
+
+
+def attribute_pairs(attributes: dict[int, list[int]], num_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """{item: attribute ids} -> (item indices, dense attribute indices), items inside the vocabulary."""
+    pairs = sorted((item, value) for item, values in attributes.items() if FIRST_ITEM <= item < num_items
+                   for value in set(values))
+    numbered = {value: index for index, value in enumerate(sorted({value for _, value in pairs}))}
+    return (np.array([item for item, _ in pairs], dtype=np.int64),
+            np.array([numbered[value] for _, value in pairs], dtype=np.int64))
 
 
 def read_lines(path: Path, user_column: bool = True) -> dict[int, list[int]]:
@@ -99,7 +117,8 @@ def _shards(train: dict[int, list[int]], folder: Path, shards: int) -> tuple[lis
 
 
 def _leave_one_out(name: str, sequences: dict[int, list[int]], folder: Path, max_len: int, shards: int,
-                   negatives: dict[int, list[int]] | None = None) -> PublicSet:
+                   negatives: dict[int, list[int]] | None = None,
+                   attributes: dict[int, list[int]] | None = None) -> PublicSet:
     sequences = {u: s for u, s in sequences.items() if len(s) >= 3}
     num_items = max(max(s) for s in sequences.values()) + 1
     if negatives:
@@ -115,7 +134,8 @@ def _leave_one_out(name: str, sequences: dict[int, list[int]], folder: Path, max
         candidates = {u: [target[u], *negatives[u]] for u in sequences}
         tests["sampled"] = _held_out(history, target, max_len, candidates)
         notes["sampled"] = f"all {len(sequences):,} users, target vs the file's 99 negatives"
-    return PublicSet(name, num_items, files, validation, tests, users, items, notes)
+    pairs = None if attributes is None else attribute_pairs(attributes, num_items)
+    return PublicSet(name, num_items, files, validation, tests, users, items, notes, pairs)
 
 
 def lastfm(folder: Path, max_len: int = 50, shards: int = 4) -> PublicSet:
@@ -125,12 +145,15 @@ def lastfm(folder: Path, max_len: int = 50, shards: int = 4) -> PublicSet:
     negatives = read_lines(root / "LastFM_sample.txt")
     if set(negatives) != set(sequences) or any(len(n) != 99 for n in negatives.values()):
         raise ValueError("LastFM_sample.txt: expected 99 negatives for every user of LastFM.txt")
-    return _leave_one_out("lastfm", sequences, folder, max_len, shards, negatives)
+    return _leave_one_out("lastfm", sequences, folder, max_len, shards, negatives,
+                          read_attributes(root / "LastFM_item2attributes.json"))
 
 
 def beauty(folder: Path, max_len: int = 50, shards: int = 4) -> PublicSet:
     """S3-Rec's Amazon Beauty: 22,363 users, 12,101 items; full ranking only (no negatives file)."""
-    return _leave_one_out("beauty", read_lines(SHARED_DATA / BEAUTY / "Beauty.txt"), folder, max_len, shards)
+    root = SHARED_DATA / BEAUTY
+    return _leave_one_out("beauty", read_lines(root / "Beauty.txt"), folder, max_len, shards,
+                          attributes=read_attributes(root / "Beauty_item2attributes.json"))
 
 
 def movielens_1m(folder: Path, max_len: int = 200, shards: int = 4) -> PublicSet:

@@ -26,11 +26,17 @@ from setlist.sequential.model import FIRST_ITEM, PAD, SequentialRecommender, seq
 INPUT_KEYS = ("items", "surfaces", "outcomes", "times")
 
 
-def build_model(settings: dict[str, Any], num_items: int, num_surfaces: int) -> SequentialRecommender:
-    return SequentialRecommender(num_items=num_items, max_len=settings["max_len"], dim=settings["dim"],
-                                 heads=settings["heads"], layers=settings["layers"], dropout=settings["dropout"],
-                                 relative_bias=settings["relative_bias"], time_buckets=settings["time_buckets"],
-                                 num_surfaces=num_surfaces, attention_dropout=settings["attention_dropout"])
+def build_model(settings: dict[str, Any], num_items: int, num_surfaces: int,
+                item_attributes: tuple[np.ndarray, np.ndarray] | None = None) -> SequentialRecommender:
+    """``item_attributes``: (item indices, attribute indices) pairs, or None for item ids alone."""
+    pairs = item_attributes if item_attributes is not None and len(item_attributes[0]) else None
+    model = SequentialRecommender(num_items=num_items, max_len=settings["max_len"], dim=settings["dim"],
+                                  heads=settings["heads"], layers=settings["layers"], dropout=settings["dropout"],
+                                  relative_bias=settings["relative_bias"], time_buckets=settings["time_buckets"],
+                                  num_surfaces=num_surfaces, attention_dropout=settings["attention_dropout"],
+                                  num_attributes=int(np.max(pairs[1])) + 1 if pairs else 0,
+                                  attribute_pairs=len(pairs[0]) if pairs else 0)
+    return model.set_attributes(*pairs) if pairs else model
 
 
 def pick_device(setting: str) -> torch.device:
@@ -132,20 +138,20 @@ def _distributed() -> tuple[int, int]:
 
 
 def fit(shard_files: list[str], settings: dict[str, Any], num_items: int, num_surfaces: int,
-        validation: dict | None = None, exclude_seen: bool = False, *, time_budget_s: float | None = None,
-        on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
+        validation: dict | None = None, exclude_seen: bool = False, item_attributes=None, *,
+        time_budget_s: float | None = None, on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Train on the shards; returns {"state", "architecture", "epochs", "best_epoch"} (rank 0).
 
     ``settings`` are ``SequentialConfig`` fields. The returned state is that of the epoch with
     the best validation NDCG@10 (the last epoch without a validation set). ``time_budget_s``:
     no epoch starts once this much time has passed (single process only); ``on_epoch`` gets
-    each epoch's figures as they come."""
+    each epoch's figures as they come; ``item_attributes``: see :func:`build_model`."""
     rank, world = _distributed()
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     torch.manual_seed(settings["seed"] + rank)
     device = pick_device(settings["device"])
-    model = build_model(settings, num_items, num_surfaces).to(device)
+    model = build_model(settings, num_items, num_surfaces, item_attributes).to(device)
     trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["learning_rate"],
                                   weight_decay=settings["weight_decay"])
