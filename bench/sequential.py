@@ -19,7 +19,11 @@ training on every window of a long sequence (1 thread, 2 runs sharing the 2 core
 0.0471 (1,024 negatives, 54 epochs, 17 min, stopped by patience; BSARec 0.0611 not met), LastFM
 full 0.0281 / HR@10 0.0523, 99 negatives 0.2422 / 0.4459 (111 epochs, 9 min, stopped by patience;
 BSARec 0.0435 / 0.0807 and S3-Rec 0.3583 / 0.5835 not met; with the latest window only, the same
-6 min gave 0.0197, and popularity alone gives 0.0180 / 0.1622 on this split).
+6 min gave 0.0197, and popularity alone gives 0.0180 / 0.1622 on this split). Measured
+2026-12-06 with item attributes (S3-Rec's item2attributes added to each item's vector, at 6b95239,
+1 thread beside another bench): LastFM full 0.0300 / HR@10 0.0606, 99 negatives 0.2944 / 0.5119
+(98 epochs, 7 min, patience); Beauty 0.0473 / HR@10 0.0808 (46 epochs, 15 min, patience;
+validation 0.0605 against 0.0571 without): targets still not met.
 """
 from __future__ import annotations
 
