@@ -667,6 +667,10 @@ class SequentialConfig(Section):
     # A track's vector is its own embedding plus its artist's (a public set's tags, in the bench):
     # a rarely played track borrows from its artist's other tracks.
     item_attributes: bool = True
+    # BSARec's frequency branch, made causal (setlist.sequential.model): alpha of each block's
+    # branch from the low-pass filter (0: attention only), and BSARec's c.
+    frequency_mix: float = Field(default=0.0, ge=0, le=1)
+    frequency_cutoff: int = Field(default=3, gt=0)
     # Softmax over negatives sampled per batch (0: the whole catalogue) or gBCE (gSASRec). Sampled
     # softmax is the default: on generated listening it reached validation NDCG@10 0.08 where gBCE
     # (256 negatives, t = 0.75) degraded from the first epoch; 512 negatives cost half the time of

@@ -33,12 +33,11 @@ class GenerativeModelFiles:
     settings: dict[str, Any]
 
     def codes(self) -> np.ndarray:
-        return np.stack(self.semantic_ids.sort_values("item_index")["codes"].to_numpy()).astype(np.int64)
+        return np.stack(self.semantic_ids["codes"].to_numpy()).astype(np.int64)
 
     def untrained(self) -> np.ndarray:
         """[num_items] bool by item_index: tracks with an ID the decoder saw no play of."""
-        ids = self.semantic_ids.sort_values("item_index")
-        return ~ids["trained"].to_numpy(dtype=bool)
+        return ~self.semantic_ids["trained"].to_numpy(dtype=bool)
 
 
 def save_model_files(folder: str | Path, architecture: dict, state: bytes, semantic_ids: pd.DataFrame,
@@ -57,7 +56,7 @@ def load_model_files(folder: str | Path, key: str) -> GenerativeModelFiles:
     if missing:
         raise FileNotFoundError(f"generative model {key}: {', '.join(missing)} missing in {folder}")
     meta = json.loads((folder / META_FILE).read_text())
-    ids = pd.read_parquet(folder / IDS_FILE)
+    ids = pd.read_parquet(folder / IDS_FILE).sort_values("item_index", ignore_index=True)
     if "trained" not in ids:  # a version registered before cold start: every track counts as trained
         ids["trained"] = True
     return GenerativeModelFiles(key=key, architecture=meta["architecture"], state=(folder / STATE_FILE).read_bytes(),

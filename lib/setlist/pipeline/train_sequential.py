@@ -21,7 +21,6 @@ import logging
 import time
 
 import numpy as np
-import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -53,11 +52,12 @@ def _validation(rows, index_of, max_len: int) -> dict:
 def artist_pairs(listens, vocabulary) -> tuple[np.ndarray, np.ndarray]:
     """(item index, artist number) of every vocabulary track with an artist: the model's item attributes."""
     from setlist.generative.histories import track_content
+    from setlist.sequential.public import attribute_pairs
 
     artists = (track_content(listens).join(vocabulary, "track_id").where(F.col("artist_id").isNotNull())
-               .select("item_index", "artist_id").toPandas().sort_values("item_index"))
-    numbers, _ = pd.factorize(artists["artist_id"], sort=True)
-    return artists["item_index"].to_numpy(dtype=np.int64), numbers.astype(np.int64)
+               .select("item_index", "artist_id").toPandas())
+    by_item = {int(item): [artist] for item, artist in zip(artists["item_index"], artists["artist_id"])}
+    return attribute_pairs(by_item, max(by_item, default=0) + 1)
 
 
 def _evaluate(files, rows) -> dict[str, float]:

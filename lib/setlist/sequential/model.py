@@ -25,6 +25,16 @@ dropout on the attention weights (``attention_dropout``) is off by default: on C
 Item indices: 0 pads, 1 is the reserved index of an item the model's vocabulary does not know,
 real items start at 2 (:data:`FIRST_ITEM`).
 
+Frequency mixing (BSARec, Shin et al., AAAI 2024), with ``frequency_mix`` alpha > 0: each block's
+attention branch is blended with a filter branch, ``alpha * filtered + (1 - alpha) * attention``.
+BSARec low-passes the whole window in the Fourier domain (its ``c // 2 + 1`` lowest frequencies,
+``frequency_cutoff`` = c) and adds back the high frequencies scaled by a learned beta^2 per
+channel. That filter sees later positions, so here it is made causal: a position gets what
+BSARec computes at the last position of a window that ends there. A circular filter's last row
+depends only on the distance back, so this is a causal convolution whose kernel is the low-pass
+filter's impulse response (:func:`low_pass_kernel`), and the output at the last position, the
+one served, is BSARec's own.
+
 Item attributes (a track's artist; a public set's tags), when given: an item's vector is its own
 embedding plus the mean of its attributes' embeddings, on the input and the output side alike
 (:meth:`SequentialRecommender.item_table`). A rarely played item borrows what its artist's other
@@ -48,10 +58,24 @@ def log2_bucket(values: torch.Tensor, buckets: int) -> torch.Tensor:
     return torch.log2(1 + values.clamp(min=0)).floor().long().clamp(max=buckets - 1)
 
 
-class CausalBlock(nn.Module):
-    """Pre-norm self-attention and a point-wise feed-forward layer, both residual."""
+def low_pass_kernel(length: int, cutoff: int) -> torch.Tensor:
+    """[length, length] lower-triangular T, T[t, s] = h[t - s]: BSARec's low-pass (rfft over
+    ``length`` positions, the ``cutoff // 2 + 1`` lowest frequencies kept, irfft) read at the last
+    position of a window ending at t. ``T @ x`` at the last row equals the Fourier filter's."""
+    spectrum = torch.fft.rfft(torch.eye(length, dtype=torch.float64), dim=0, norm="ortho")
+    spectrum[cutoff // 2 + 1:] = 0
+    last_row = torch.fft.irfft(spectrum, n=length, dim=0, norm="ortho")[-1]  # response at L-1 to each s
+    response = last_row.flip(0)  # h[d]: weight of the play d positions back
+    distance = torch.arange(length)[:, None] - torch.arange(length)[None, :]
+    return torch.where(distance >= 0, response[distance.clamp(min=0)], 0.0).float()
 
-    def __init__(self, dim: int, heads: int, dropout: float, attention_dropout: float = 0.0):
+
+class CausalBlock(nn.Module):
+    """Pre-norm self-attention and a point-wise feed-forward layer, both residual; with
+    ``frequency_mix`` > 0 the attention branch is blended with BSARec's (causal) filter branch."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, attention_dropout: float = 0.0,
+                 frequency_mix: float = 0.0, frequency_cutoff: int = 3, max_len: int = 50):
         super().__init__()
         if dim % heads:
             raise ValueError(f"sequential.dim={dim} is not a multiple of sequential.heads={heads}")
@@ -62,13 +86,26 @@ class CausalBlock(nn.Module):
         self.feed_forward_norm = nn.LayerNorm(dim)
         self.feed_forward = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim))
         self.residual_dropout = nn.Dropout(dropout)
+        self.frequency_mix = frequency_mix
+        if frequency_mix:
+            self.frequency_beta = nn.Parameter(torch.randn(dim))  # BSARec's sqrt_beta
+            self.register_buffer("low_pass", low_pass_kernel(max_len, frequency_cutoff), persistent=False)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+        """``real``: [B, L, 1], 1 at real positions; padding is left out of the filter."""
         batch, length, dim = x.shape
-        q, k, v = self.qkv(self.attention_norm(x)).view(batch, length, 3, self.heads, dim // self.heads).unbind(2)
+        normed = self.attention_norm(x)
+        q, k, v = self.qkv(normed).view(batch, length, 3, self.heads, dim // self.heads).unbind(2)
         attended = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                                   attn_mask=bias, dropout_p=self.dropout if self.training else 0.0)
-        x = x + self.residual_dropout(self.projection(attended.transpose(1, 2).reshape(batch, length, dim)))
+        branch = self.projection(attended.transpose(1, 2).reshape(batch, length, dim))
+        if self.frequency_mix:
+            signal = normed if real is None else normed * real
+            # T is Toeplitz: its top-left block is the filter for a window cut to ``length``.
+            low = torch.einsum("ts,bsd->btd", self.low_pass[:length, :length], signal)
+            filtered = low + self.frequency_beta ** 2 * (signal - low)
+            branch = self.frequency_mix * filtered + (1 - self.frequency_mix) * branch
+        x = x + self.residual_dropout(branch)
         return x + self.residual_dropout(self.feed_forward(self.feed_forward_norm(x)))
 
 
@@ -76,19 +113,21 @@ class SequentialRecommender(nn.Module):
     def __init__(self, num_items: int, max_len: int = 50, dim: int = 64, heads: int = 2, layers: int = 2,
                  dropout: float = 0.2, relative_bias: bool = False, time_buckets: int = 32,
                  num_surfaces: int = 1, attention_dropout: float = 0.0, num_attributes: int = 0,
-                 attribute_pairs: int = 0):
+                 attribute_pairs: int = 0, frequency_mix: float = 0.0, frequency_cutoff: int = 3):
         super().__init__()
         self.architecture = dict(num_items=num_items, max_len=max_len, dim=dim, heads=heads, layers=layers,
                                  dropout=dropout, relative_bias=relative_bias, time_buckets=time_buckets,
                                  num_surfaces=num_surfaces, attention_dropout=attention_dropout,
-                                 num_attributes=num_attributes, attribute_pairs=attribute_pairs)
+                                 num_attributes=num_attributes, attribute_pairs=attribute_pairs,
+                                 frequency_mix=frequency_mix, frequency_cutoff=frequency_cutoff)
         self.max_len, self.dim, self.time_buckets = max_len, dim, time_buckets
         self.items = nn.Embedding(num_items, dim, padding_idx=PAD)
         self.positions = nn.Embedding(max_len, dim)
         self.surfaces = nn.Embedding(num_surfaces + 1, dim, padding_idx=PAD)
         self.outcomes = nn.Embedding(3, dim, padding_idx=PAD)
         self.input_dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(CausalBlock(dim, heads, dropout, attention_dropout) for _ in range(layers))
+        self.blocks = nn.ModuleList(CausalBlock(dim, heads, dropout, attention_dropout, frequency_mix,
+                                                frequency_cutoff, max_len) for _ in range(layers))
         self.output_norm = nn.LayerNorm(dim)
         self.position_bias = nn.Embedding(max_len, heads) if relative_bias else None
         self.time_bias = nn.Embedding(time_buckets, heads) if relative_bias else None
@@ -155,10 +194,11 @@ class SequentialRecommender(nn.Module):
             x = x + self.surfaces(surfaces)
         if outcomes is not None:
             x = x + self.outcomes(outcomes)
-        x = self.input_dropout(x) * (items != PAD)[..., None]
+        real = (items != PAD)[..., None].to(x.dtype)
+        x = self.input_dropout(x) * real
         bias = self.attention_bias(items, times)
         for block in self.blocks:
-            x = block(x, bias)
+            x = block(x, bias, real)
         return self.output_norm(x)
 
     forward = encode

@@ -35,7 +35,8 @@ def build_model(settings: dict[str, Any], num_items: int, num_surfaces: int,
                                   relative_bias=settings["relative_bias"], time_buckets=settings["time_buckets"],
                                   num_surfaces=num_surfaces, attention_dropout=settings["attention_dropout"],
                                   num_attributes=int(np.max(pairs[1])) + 1 if pairs else 0,
-                                  attribute_pairs=len(pairs[0]) if pairs else 0)
+                                  attribute_pairs=len(pairs[0]) if pairs else 0,
+                                  frequency_mix=settings["frequency_mix"], frequency_cutoff=settings["frequency_cutoff"])
     return model.set_attributes(*pairs) if pairs else model
 
 

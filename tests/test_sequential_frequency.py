@@ -1,0 +1,57 @@
+"""BSARec's frequency branch, made causal (setlist.sequential.model.low_pass_kernel)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from setlist.sequential.model import FIRST_ITEM, PAD, SequentialRecommender, low_pass_kernel
+
+
+def fourier_low_pass(x: torch.Tensor, cutoff: int) -> torch.Tensor:
+    """BSARec's filter as its paper writes it: rfft over the window, keep the c // 2 + 1 lowest
+    frequencies, irfft."""
+    spectrum = torch.fft.rfft(x, dim=1, norm="ortho")
+    spectrum[:, cutoff // 2 + 1:] = 0
+    return torch.fft.irfft(spectrum, n=x.size(1), dim=1, norm="ortho")
+
+
+@pytest.mark.parametrize("cutoff", [1, 3, 5])
+def test_each_position_gets_the_fourier_filter_of_the_window_ending_there(cutoff):
+    length = 10
+    x = torch.randn(2, length, 3, dtype=torch.float64)
+    causal = low_pass_kernel(length, cutoff).double() @ x
+    for end in range(length):
+        window = torch.zeros_like(x)
+        window[:, length - 1 - end:] = x[:, :end + 1]  # left-padded, as the model's inputs are
+        assert torch.allclose(causal[:, end], fourier_low_pass(window, cutoff)[:, -1], atol=1e-5)
+
+
+def test_keeping_every_frequency_is_the_identity():
+    assert torch.allclose(low_pass_kernel(8, 2 * 8), torch.eye(8), atol=1e-6)
+
+
+def test_a_later_item_never_changes_an_earlier_output_with_the_frequency_branch():
+    torch.manual_seed(3)
+    model = SequentialRecommender(num_items=40, max_len=12, dim=16, heads=1, layers=2, dropout=0.3,
+                                  frequency_mix=0.9, frequency_cutoff=3).eval()
+    items = torch.randint(FIRST_ITEM, 40, (3, 12))
+    items[0, :4] = PAD
+    with torch.no_grad():
+        base = model.encode(items)
+        for position in (5, 8, 11):
+            changed = items.clone()
+            changed[:, position] = FIRST_ITEM + (items[:, position] - FIRST_ITEM + 7) % (40 - FIRST_ITEM)
+            out = model.encode(changed)
+            assert torch.allclose(out[:, :position], base[:, :position], atol=1e-6)
+            assert (out[:, position] - base[:, position]).abs().max() > 1e-3
+
+
+def test_cutting_leading_padding_does_not_change_the_outputs():
+    # length_batches cuts a batch to its longest sequence; the filter must not notice.
+    torch.manual_seed(4)
+    model = SequentialRecommender(num_items=30, max_len=12, dim=16, heads=2, layers=2,
+                                  frequency_mix=0.7, frequency_cutoff=5).eval()
+    items = torch.randint(FIRST_ITEM, 30, (2, 12))
+    items[:, :5] = PAD
+    with torch.no_grad():
+        assert torch.allclose(model.encode(items)[:, 5:], model.encode(items[:, 5:]), atol=1e-5)
