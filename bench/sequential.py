@@ -107,7 +107,7 @@ def run(name: str, args, work: Path) -> dict:
           f"{data.num_items - 2:,} catalogue items (loaded in {time.perf_counter() - loaded:.1f} s)")
     print("settings: " + json.dumps({k: settings[k] for k in (
         "loss", "negatives", "gbce_t", "max_len", "dim", "heads", "layers", "dropout", "attention_dropout",
-        "relative_bias", "item_attributes",
+        "relative_bias", "absolute_positions", "item_attributes", "frequency_mix", "frequency_cutoff",
         "batch_size", "learning_rate", "weight_decay", "epochs", "patience", "threads", "seed")}))
     for protocol, note in data.notes.items():
         print(f"test {protocol}: {note}")

@@ -1,4 +1,5 @@
-"""BSARec's frequency branch, made causal (setlist.sequential.model.low_pass_kernel)."""
+"""BSARec's frequency branch, made causal (setlist.sequential.model.low_pass_kernel), and the
+model without absolute positions."""
 from __future__ import annotations
 
 import pytest
@@ -55,3 +56,27 @@ def test_cutting_leading_padding_does_not_change_the_outputs():
     items[:, :5] = PAD
     with torch.no_grad():
         assert torch.allclose(model.encode(items)[:, 5:], model.encode(items[:, 5:]), atol=1e-5)
+
+
+@pytest.mark.parametrize("frequency_mix", [0.0, 0.9])
+def test_without_absolute_positions_each_position_is_the_last_of_its_prefix(frequency_mix):
+    # What training at every position teaches is then what serving the last position asks.
+    torch.manual_seed(5)
+    model = SequentialRecommender(num_items=30, max_len=10, dim=16, heads=2, layers=2, relative_bias=True,
+                                  frequency_mix=frequency_mix, absolute_positions=False).eval()
+    items = torch.randint(FIRST_ITEM, 30, (2, 10))
+    times = torch.cumsum(torch.rand(2, 10) * 500, dim=1)
+    with torch.no_grad():
+        whole = model.encode(items, times=times)
+        for end in (3, 6):
+            prefix = torch.full_like(items, PAD)
+            prefix[:, 10 - 1 - end:] = items[:, :end + 1]
+            shifted = torch.zeros_like(times)
+            shifted[:, 10 - 1 - end:] = times[:, :end + 1]
+            assert torch.allclose(model.encode(prefix, times=shifted)[:, -1], whole[:, end], atol=1e-5)
+    with_positions = SequentialRecommender(num_items=30, max_len=10, dim=16, relative_bias=True).eval()
+    with torch.no_grad():
+        prefix = torch.full_like(items, PAD)
+        prefix[:, 10 - 1 - 3:] = items[:, :4]
+        # With absolute positions the same prefix differs: the check above could fail.
+        assert not torch.allclose(with_positions.encode(prefix)[:, -1], with_positions.encode(items)[:, 3], atol=1e-3)

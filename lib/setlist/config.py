@@ -663,6 +663,10 @@ class SequentialConfig(Section):
     attention_dropout: float = Field(default=0.0, ge=0, lt=1)
     # HSTU-style learned attention bias on the distance between positions and the time between plays.
     relative_bias: bool = False
+    # Learned embeddings of absolute positions (counted from the newest play). Without them (and
+    # with relative_bias or frequency_mix for order), every position is trained as if the sequence
+    # ended there, as the served last position is.
+    absolute_positions: bool = True
     time_buckets: int = Field(default=32, gt=0)
     # A track's vector is its own embedding plus its artist's (a public set's tags, in the bench):
     # a rarely played track borrows from its artist's other tracks.

@@ -113,16 +113,18 @@ class SequentialRecommender(nn.Module):
     def __init__(self, num_items: int, max_len: int = 50, dim: int = 64, heads: int = 2, layers: int = 2,
                  dropout: float = 0.2, relative_bias: bool = False, time_buckets: int = 32,
                  num_surfaces: int = 1, attention_dropout: float = 0.0, num_attributes: int = 0,
-                 attribute_pairs: int = 0, frequency_mix: float = 0.0, frequency_cutoff: int = 3):
+                 attribute_pairs: int = 0, frequency_mix: float = 0.0, frequency_cutoff: int = 3,
+                 absolute_positions: bool = True):
         super().__init__()
         self.architecture = dict(num_items=num_items, max_len=max_len, dim=dim, heads=heads, layers=layers,
                                  dropout=dropout, relative_bias=relative_bias, time_buckets=time_buckets,
                                  num_surfaces=num_surfaces, attention_dropout=attention_dropout,
                                  num_attributes=num_attributes, attribute_pairs=attribute_pairs,
-                                 frequency_mix=frequency_mix, frequency_cutoff=frequency_cutoff)
+                                 frequency_mix=frequency_mix, frequency_cutoff=frequency_cutoff,
+                                 absolute_positions=absolute_positions)
         self.max_len, self.dim, self.time_buckets = max_len, dim, time_buckets
         self.items = nn.Embedding(num_items, dim, padding_idx=PAD)
-        self.positions = nn.Embedding(max_len, dim)
+        self.positions = nn.Embedding(max_len, dim) if absolute_positions else None
         self.surfaces = nn.Embedding(num_surfaces + 1, dim, padding_idx=PAD)
         self.outcomes = nn.Embedding(3, dim, padding_idx=PAD)
         self.input_dropout = nn.Dropout(dropout)
@@ -189,7 +191,8 @@ class SequentialRecommender(nn.Module):
         """Left-padded [B, L] inputs (L <= max_len) -> [B, L, dim] outputs, one per position."""
         length = items.size(1)
         x = F.embedding(items, self.item_table()) * math.sqrt(self.dim)
-        x = x + self.positions(torch.arange(self.max_len - length, self.max_len, device=items.device))[None]
+        if self.positions is not None:
+            x = x + self.positions(torch.arange(self.max_len - length, self.max_len, device=items.device))[None]
         if surfaces is not None:
             x = x + self.surfaces(surfaces)
         if outcomes is not None:

@@ -36,7 +36,8 @@ def build_model(settings: dict[str, Any], num_items: int, num_surfaces: int,
                                   num_surfaces=num_surfaces, attention_dropout=settings["attention_dropout"],
                                   num_attributes=int(np.max(pairs[1])) + 1 if pairs else 0,
                                   attribute_pairs=len(pairs[0]) if pairs else 0,
-                                  frequency_mix=settings["frequency_mix"], frequency_cutoff=settings["frequency_cutoff"])
+                                  frequency_mix=settings["frequency_mix"], frequency_cutoff=settings["frequency_cutoff"],
+                                  absolute_positions=settings["absolute_positions"])
     return model.set_attributes(*pairs) if pairs else model
 
 
