@@ -70,12 +70,14 @@ def test_trie_allows_exactly_the_codes_that_continue_to_an_item():
     assert trie.item_row(unused) is None and trie.allowed_next(unused[:3]).size == 0
 
 
-def test_untrained_model_beam_search_returns_only_existing_items():
+@pytest.mark.parametrize("relative_slots", [False, True])
+def test_untrained_model_beam_search_returns_only_existing_items(relative_slots):
     torch.manual_seed(0)
     codes = _sparse_catalogue()  # 40 valid tuples out of 512: most greedy choices lead nowhere
     trie = build_trie(codes, (8, 8, 8, 1))
     model = GenerativeRetriever((8, 8, 8, 1), len(codes), max_items=6, dim=16, heads=2, encoder_layers=1,
-                                decoder_layers=1, ff_dim=32, dropout=0.0, codes=codes).eval()
+                                decoder_layers=1, ff_dim=32, dropout=0.0, codes=codes,
+                                relative_slots=relative_slots).eval()
     rng = np.random.default_rng(2)
     histories = [rng.integers(0, len(codes), rng.integers(1, 9)).tolist() for _ in range(300)]
     found, scores = beam_search(model, histories, trie, beam_size=10, top_k=10, batch_size=64)
@@ -90,7 +92,28 @@ def test_untrained_model_beam_search_returns_only_existing_items():
     assert np.exp(every_scores).sum(1) == pytest.approx(np.ones(5), abs=1e-4)
 
 
-def test_tiny_model_learns_that_item_i_is_followed_by_item_i_plus_1():
+@pytest.mark.parametrize("relative_slots", [False, True])
+def test_the_encoder_is_item_causal_and_reads_order(relative_slots):
+    # Training reads every target of a window from one encoder pass: the outputs of the first j
+    # items must be what encoding those j items alone gives.
+    torch.manual_seed(1)
+    codes = _sparse_catalogue()
+    model = GenerativeRetriever((8, 8, 8, 1), len(codes), max_items=6, dim=16, heads=2, encoder_layers=2,
+                                decoder_layers=1, ff_dim=32, dropout=0.0, codes=codes,
+                                relative_slots=relative_slots).eval()
+    window = torch.tensor([[3, 17, 8, 25, 30, 1]])
+    with torch.no_grad():
+        whole, _ = model.encode(window)
+        for j in (1, 3, 5):
+            alone, _ = model.encode(window[:, :j])
+            assert torch.allclose(whole[:, :j * model.depth], alone, atol=1e-5)
+        swapped, _ = model.encode(window[:, [1, 0, 2, 3, 4, 5]])
+    # Order matters: the same two items the other way round give other outputs.
+    assert not torch.allclose(swapped[:, 2 * model.depth:], whole[:, 2 * model.depth:], atol=1e-4)
+
+
+@pytest.mark.parametrize("relative_slots", [False, True])
+def test_tiny_model_learns_that_item_i_is_followed_by_item_i_plus_1(relative_slots):
     num_items = 30
     rng = np.random.default_rng(3)
     ids = residual_quantise(rng.normal(size=(num_items, 8)), np.arange(1, num_items + 1), levels=2,
@@ -102,7 +125,7 @@ def test_tiny_model_learns_that_item_i_is_followed_by_item_i_plus_1():
     validation = {"histories": [t[:-1] for t in tests], "targets": [t[-1] for t in tests]}
     settings = dict(max_items=5, dim=32, heads=2, encoder_layers=1, decoder_layers=1, ff_dim=64, dropout=0.0,
                     batch_size=32, learning_rate=3e-3, epochs=15, patience=0, beam_size=5, top_n=5,
-                    validation_users=100, seed=0)
+                    validation_users=100, seed=0, relative_slots=relative_slots)
     out = fit(train, ids, settings, validation, time_budget_s=30)
     model = load_model(out["architecture"], out["state"])
     trie = build_trie(ids.codes, ids.codebook_sizes)

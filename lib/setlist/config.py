@@ -742,6 +742,9 @@ class GenerativeConfig(Section):
     decoder_layers: int = Field(default=2, gt=0)
     ff_dim: int = Field(default=256, gt=0)
     dropout: float = Field(default=0.1, ge=0, lt=1)
+    # Relative item-distance attention bias instead of absolute slot embeddings (TIGER's T5 has
+    # relative position bias).
+    relative_slots: bool = False
     batch_size: int = Field(default=128, gt=0)
     learning_rate: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)

@@ -12,7 +12,11 @@ Training is cheap because the encoder is item-causal: a token attends to the tok
 and earlier items only. The encoder outputs for slots < j are then exactly what encoding the
 history ``items[:j]`` alone would give, so one encoder pass over a window serves every target
 in it (the decoder hides slots >= j), like SASRec's causal mask, and inference encodes the same
-way. :func:`beam_search` masks every step with the :class:`~setlist.generative.trie.CodeTrie`,
+way. With ``relative_slots`` the slot embeddings go: attention gets a learned per-head bias for
+the distance in items between two tokens (encoder) and between the item being written and a
+history token (decoder's cross-attention), as T5's relative position bias does in TIGER. A
+target's context then looks the same wherever it sits in a training window, as at serving.
+:func:`beam_search` masks every step with the :class:`~setlist.generative.trie.CodeTrie`,
 so each finished beam is an existing item.
 """
 from __future__ import annotations
@@ -32,12 +36,12 @@ PAD_TOKEN = 0
 class GenerativeRetriever(nn.Module):
     def __init__(self, codebook_sizes: Sequence[int], num_items: int, max_items: int = 20, dim: int = 128,
                  heads: int = 4, encoder_layers: int = 2, decoder_layers: int = 2, ff_dim: int = 512,
-                 dropout: float = 0.1, codes: np.ndarray | None = None):
+                 dropout: float = 0.1, codes: np.ndarray | None = None, relative_slots: bool = False):
         super().__init__()
         sizes = [int(size) for size in codebook_sizes]
         self.architecture = dict(codebook_sizes=sizes, num_items=num_items, max_items=max_items, dim=dim,
                                  heads=heads, encoder_layers=encoder_layers, decoder_layers=decoder_layers,
-                                 ff_dim=ff_dim, dropout=dropout)
+                                 ff_dim=ff_dim, dropout=dropout, relative_slots=relative_slots)
         self.sizes, self.depth, self.max_items = sizes, len(sizes), max_items
         self.starts = [1 + int(start) for start in np.cumsum([0] + sizes[:-1])]
         self.bos = 1 + sum(sizes)
@@ -48,7 +52,12 @@ class GenerativeRetriever(nn.Module):
         self.tokens = nn.Embedding(self.bos + 1, dim, padding_idx=PAD_TOKEN)
         self.levels = nn.Embedding(self.depth, dim)  # the level of an encoder token
         self.steps = nn.Embedding(self.depth, dim)  # the decoder position (= the level it predicts)
-        self.slots = nn.Embedding(max_items + 1, dim)  # item slot; the decoder gets the target's
+        self.heads, self.relative_slots = heads, relative_slots
+        if relative_slots:  # bias by distance in items, 0..max_items
+            self.slot_bias = nn.Embedding(max_items + 1, heads)
+            self.memory_bias = nn.Embedding(max_items + 1, heads)
+        else:
+            self.slots = nn.Embedding(max_items + 1, dim)  # item slot; the decoder gets the target's
         self.input_dropout = nn.Dropout(dropout)
         layer = dict(d_model=dim, nhead=heads, dim_feedforward=ff_dim, dropout=dropout, activation="gelu",
                      batch_first=True, norm_first=True)
@@ -66,11 +75,21 @@ class GenerativeRetriever(nn.Module):
         tokens = self.item_tokens[history.clamp(min=0)].masked_fill(~real[..., None], PAD_TOKEN)
         slot = torch.arange(length, device=history.device).repeat_interleave(self.depth)
         level = torch.arange(self.depth, device=history.device).repeat(length)
-        x = self.tokens(tokens.reshape(batch, -1)) + self.levels(level)[None] + self.slots(slot)[None]
+        x = self.tokens(tokens.reshape(batch, -1)) + self.levels(level)[None]
         # True = hidden: later items. Right padding means a real token never sees a padding one,
         # and a padding token still sees the real ones (no all-hidden row, no NaN).
         later = slot[None, :] > slot[:, None]
-        return self.encoder(self.input_dropout(x), mask=later), slot
+        if not self.relative_slots:
+            return self.encoder(self.input_dropout(x + self.slots(slot)[None]), mask=later), slot
+        distance = (slot[:, None] - slot[None, :]).clamp(0, self.max_items)
+        bias = self.slot_bias(distance).permute(2, 0, 1).masked_fill(later[None], float("-inf"))
+        # The inference fast path of nn.TransformerEncoder turns a per-head (3-D) float mask into NaN.
+        fast_path = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            return self.encoder(self.input_dropout(x), mask=bias.repeat(batch, 1, 1)), slot
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fast_path)
 
     def decode(self, memory: torch.Tensor, memory_slots: torch.Tensor, target_slot: torch.Tensor,
                prefix: torch.Tensor) -> torch.Tensor:
@@ -87,13 +106,20 @@ class GenerativeRetriever(nn.Module):
         device = prefix.device
         inputs = torch.cat([torch.full((batch, groups, 1), self.bos, dtype=torch.long, device=device), prefix], 2)
         step = torch.arange(length, device=device)
-        x = self.tokens(inputs) + self.steps(step)[None, None] + self.slots(target_slot)[:, :, None]
+        x = self.tokens(inputs) + self.steps(step)[None, None]
+        if not self.relative_slots:
+            x = x + self.slots(target_slot)[:, :, None]
         group = torch.arange(groups, device=device).repeat_interleave(length)
         position = step.repeat(groups)
         # True = hidden: another group's tokens, or a later token of the same group.
         own_past = (group[None, :] != group[:, None]) | (position[None, :] > position[:, None])
-        hidden = memory_slots[None, None, :] >= target_slot.repeat_interleave(length, 1)[:, :, None]
-        hidden = hidden.repeat_interleave(self.decoder.layers[0].self_attn.num_heads, 0)
+        writing = target_slot.repeat_interleave(length, 1)[:, :, None]  # [B, G * length, 1]
+        hidden = memory_slots[None, None, :] >= writing
+        if self.relative_slots:
+            back = self.memory_bias((writing - memory_slots[None, None, :]).clamp(0, self.max_items))
+            hidden = back.permute(0, 3, 1, 2).masked_fill(hidden[:, None], float("-inf")).flatten(0, 1)
+        else:
+            hidden = hidden.repeat_interleave(self.heads, 0)
         out = self.decoder(self.input_dropout(x.reshape(batch, groups * length, -1)), memory, tgt_mask=own_past,
                            memory_mask=hidden)
         return out.reshape(batch, groups, length, -1)

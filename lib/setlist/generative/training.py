@@ -97,7 +97,8 @@ def build_model(settings: dict[str, Any], codes: SemanticIds) -> GenerativeRetri
     return GenerativeRetriever(codes.codebook_sizes, len(codes.items), max_items=settings["max_items"],
                                dim=settings["dim"], heads=settings["heads"],
                                encoder_layers=settings["encoder_layers"], decoder_layers=settings["decoder_layers"],
-                               ff_dim=settings["ff_dim"], dropout=settings["dropout"], codes=codes.codes)
+                               ff_dim=settings["ff_dim"], dropout=settings["dropout"], codes=codes.codes,
+                               relative_slots=settings["relative_slots"])
 
 
 def fit(train_sequences: Sequence[Sequence[int]], codes: SemanticIds, settings: dict[str, Any],
