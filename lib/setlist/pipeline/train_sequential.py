@@ -49,7 +49,7 @@ def _validation(rows, index_of, max_len: int) -> dict:
     return validation_set(records, max_len)
 
 
-def artist_pairs(listens, vocabulary) -> tuple[np.ndarray, np.ndarray]:
+def artist_pairs(listens, vocabulary, num_items: int) -> tuple[np.ndarray, np.ndarray]:
     """(item index, artist number) of every vocabulary track with an artist: the model's item attributes."""
     from setlist.generative.histories import track_content
     from setlist.sequential.public import attribute_pairs
@@ -57,7 +57,7 @@ def artist_pairs(listens, vocabulary) -> tuple[np.ndarray, np.ndarray]:
     artists = (track_content(listens).join(vocabulary, "track_id").where(F.col("artist_id").isNotNull())
                .select("item_index", "artist_id").toPandas())
     by_item = {int(item): [artist] for item, artist in zip(artists["item_index"], artists["artist_id"])}
-    return attribute_pairs(by_item, max(by_item, default=0) + 1)
+    return attribute_pairs(by_item, num_items)
 
 
 def _evaluate(files, rows) -> dict[str, float]:
@@ -105,7 +105,7 @@ def run(spark: SparkSession, cfg: SetlistConfig, ds: str, run_id: str) -> TrainR
         num_items = int(vocabulary_pdf["item_index"].max()) + 1
         index_of = dict(zip(vocabulary_pdf["track_id"], vocabulary_pdf["item_index"].astype(int)))
         validation = _validation(rows, index_of, seq.max_len)
-        attributes = artist_pairs(listens, vocabulary) if seq.item_attributes else None
+        attributes = artist_pairs(listens, vocabulary, num_items) if seq.item_attributes else None
         settings = seq.model_dump()
         with tracking.start_run(cfg, f"train_sequential-{ds}", {"ds": ds, "run_id": run_id,
                                                                 "step": "train_sequential"}):

@@ -91,7 +91,7 @@ class CausalBlock(nn.Module):
             self.frequency_beta = nn.Parameter(torch.randn(dim))  # BSARec's sqrt_beta
             self.register_buffer("low_pass", low_pass_kernel(max_len, frequency_cutoff), persistent=False)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """``real``: [B, L, 1], 1 at real positions; padding is left out of the filter."""
         batch, length, dim = x.shape
         normed = self.attention_norm(x)
@@ -100,7 +100,7 @@ class CausalBlock(nn.Module):
                                                   attn_mask=bias, dropout_p=self.dropout if self.training else 0.0)
         branch = self.projection(attended.transpose(1, 2).reshape(batch, length, dim))
         if self.frequency_mix:
-            signal = normed if real is None else normed * real
+            signal = normed * real
             # T is Toeplitz: its top-left block is the filter for a window cut to ``length``.
             low = torch.einsum("ts,bsd->btd", self.low_pass[:length, :length], signal)
             filtered = low + self.frequency_beta ** 2 * (signal - low)
