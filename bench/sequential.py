@@ -64,7 +64,7 @@ TUNED = {
                    patience=15, batch_size=128, learning_rate=1e-3, frequency_mix=0.7, frequency_cutoff=5, heads=1,
                    **RECENCY),
     "ml1m": dict(loss="softmax", negatives=0, max_len=200, dropout=0.2, epochs=300, patience=25,
-                 batch_size=64, learning_rate=2e-3),
+                 batch_size=64, learning_rate=2e-3, **RECENCY),
 }
 # (dataset, protocol) -> [(source, {metric: value}, is a target)]; published figures.
 PUBLISHED = {
