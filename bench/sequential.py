@@ -32,7 +32,7 @@ not met). Ablation (seed 11, 10 min): relative bias alone 0.0340, plus no absolu
 0.0420, plus the frequency branch 0.0496. Beauty 0.0486 / HR@10 0.0833 (41 epochs, 14.5 min,
 patience; validation 0.0613): BSARec's 0.0611 not met. Measured 2026-12-07, ML-1M with the
 recency half of that recipe (relative bias, no absolute positions; no frequency branch; at
-6a498b7, 1 thread beside a Spark bench, --max-minutes 45): option (a) NDCG@10 0.1849, HR@10
+5ddaf06, 1 thread beside a Spark bench, --max-minutes 45): option (a) NDCG@10 0.1849, HR@10
 0.3143 (29 epochs at 80 s, stopped by the budget, best 27, validation 0.1907): 0.1603 met, HSTU-
 large's 0.1893 not met; option (b) 0.1262.
 """
