@@ -81,3 +81,26 @@ def test_out_of_range_attribute_pairs_are_refused():
         model.set_attributes([7], [0])
     with pytest.raises(ValueError, match="expected 1 pairs"):
         model.set_attributes([2, 3], [0, 1])
+
+
+@pytest.mark.parametrize("negatives", [0, 4])
+def test_one_shared_item_table_gives_the_same_loss_and_gradients_as_two(negatives):
+    from setlist.sequential.model import sequence_loss
+
+    items = torch.tensor([[PAD, 2, 5, 3, 7], [6, 4, 9, 2, 8]])
+    targets = torch.tensor([[PAD, 5, 3, 7, 4], [4, 9, 2, 8, 3]])
+    where = targets != PAD
+    runs = []
+    for shared in (False, True):
+        model = _model(max_len=5, dim=8, layers=1, dropout=0.0).train()
+        table = model.item_table() if shared else None
+        out = model.encode(items, table=table)
+        loss = sequence_loss(model, out[where], targets[where], "softmax", negatives, 0.75,
+                             torch.Generator().manual_seed(3), table=table)
+        loss.backward()
+        runs.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (loss_two, grads_two), (loss_one, grads_one) = runs
+    assert torch.allclose(loss_one, loss_two)
+    assert grads_one.keys() == grads_two.keys() and "attributes.weight" in grads_one
+    for name in grads_two:
+        assert torch.allclose(grads_one[name], grads_two[name], atol=1e-6), name

@@ -187,10 +187,13 @@ class SequentialRecommender(nn.Module):
         return bias
 
     def encode(self, items: torch.Tensor, surfaces: torch.Tensor | None = None,
-               outcomes: torch.Tensor | None = None, times: torch.Tensor | None = None) -> torch.Tensor:
-        """Left-padded [B, L] inputs (L <= max_len) -> [B, L, dim] outputs, one per position."""
+               outcomes: torch.Tensor | None = None, times: torch.Tensor | None = None,
+               table: torch.Tensor | None = None) -> torch.Tensor:
+        """Left-padded [B, L] inputs (L <= max_len) -> [B, L, dim] outputs, one per position.
+        ``table``: :meth:`item_table`, when the caller has it already (a training step needs it
+        again for the loss; with attributes it is an index_add over every item)."""
         length = items.size(1)
-        x = F.embedding(items, self.item_table()) * math.sqrt(self.dim)
+        x = F.embedding(items, self.item_table() if table is None else table) * math.sqrt(self.dim)
         if self.positions is not None:
             x = x + self.positions(torch.arange(self.max_len - length, self.max_len, device=items.device))[None]
         if surfaces is not None:
@@ -218,9 +221,11 @@ class SequentialRecommender(nn.Module):
 
 
 def sequence_loss(model: SequentialRecommender, states: torch.Tensor, targets: torch.Tensor, loss: str,
-                  negatives: int, gbce_t: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Mean loss of [N, dim] position outputs against their [N] next items (all real items)."""
-    weights = model.item_table()
+                  negatives: int, gbce_t: float, generator: torch.Generator | None = None,
+                  table: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean loss of [N, dim] position outputs against their [N] next items (all real items);
+    ``table``: the step's :meth:`~SequentialRecommender.item_table`, if the caller has it."""
+    weights = model.item_table() if table is None else table
     catalogue = weights.size(0) - FIRST_ITEM
     if negatives == 0 or negatives >= catalogue:
         if loss != "softmax":

@@ -171,10 +171,13 @@ def fit(shard_files: list[str], settings: dict[str, Any], num_items: int, num_su
             for batch in length_batches(dataset, settings["batch_size"], settings["seed"] * 7 + epoch):
                 batch = {key: value.to(device) for key, value in batch.items()}
                 targets = batch.pop("targets")
-                outputs = trained(**batch)
+                # One item table per step, for the inputs and the loss: autograd sums both
+                # uses into a single gradient, which DDP then reduces once.
+                table = model.item_table()
+                outputs = trained(**batch, table=table)
                 where = targets != PAD
                 loss = sequence_loss(model, outputs[where], targets[where], settings["loss"],
-                                     settings["negatives"], settings["gbce_t"], sampler)
+                                     settings["negatives"], settings["gbce_t"], sampler, table=table)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
