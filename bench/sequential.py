@@ -126,6 +126,7 @@ def run(name: str, args, work: Path) -> dict:
     print("settings: " + json.dumps({k: settings[k] for k in (
         "loss", "negatives", "gbce_t", "max_len", "dim", "heads", "layers", "dropout", "attention_dropout",
         "relative_bias", "absolute_positions", "item_attributes", "frequency_mix", "frequency_cutoff",
+        "prefix_examples",
         "batch_size", "learning_rate", "weight_decay", "epochs", "patience", "threads", "seed")}))
     for protocol, note in data.notes.items():
         print(f"test {protocol}: {note}")

@@ -80,3 +80,26 @@ def test_without_absolute_positions_each_position_is_the_last_of_its_prefix(freq
         prefix[:, 10 - 1 - 3:] = items[:, :4]
         # With absolute positions the same prefix differs: the check above could fail.
         assert not torch.allclose(with_positions.encode(prefix)[:, -1], with_positions.encode(items)[:, 3], atol=1e-3)
+
+
+@pytest.mark.parametrize("cutoff", [1, 3, 5])
+def test_the_bidirectional_filter_is_the_fourier_filter_of_the_whole_window(cutoff):
+    x = torch.randn(2, 10, 3, dtype=torch.float64)
+    assert torch.allclose(low_pass_kernel(10, cutoff, causal=False).double() @ x, fourier_low_pass(x, cutoff),
+                          atol=1e-5)
+
+
+def test_with_the_bidirectional_filter_the_last_output_is_the_whole_windows_and_padding_cut_changes_nothing():
+    torch.manual_seed(6)
+    model = SequentialRecommender(num_items=30, max_len=12, dim=16, heads=1, layers=2, frequency_mix=0.7,
+                                  frequency_cutoff=5, bidirectional_filter=True).eval()
+    items = torch.randint(FIRST_ITEM, 30, (2, 12))
+    items[:, :4] = PAD
+    with torch.no_grad():
+        base = model.encode(items)
+        assert torch.allclose(base[:, 4:], model.encode(items[:, 4:]), atol=1e-5)
+        changed = items.clone()
+        changed[:, 9] = FIRST_ITEM + (items[:, 9] - FIRST_ITEM + 5) % (30 - FIRST_ITEM)
+        out = model.encode(changed)
+    # Earlier positions now see later plays (so this model must train on prefix examples only).
+    assert (out[:, 5] - base[:, 5]).abs().max() > 1e-4

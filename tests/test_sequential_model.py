@@ -210,8 +210,10 @@ def _settings(**overrides):
     return settings
 
 
-@pytest.mark.parametrize("loss,negatives,epochs", [("softmax", 0, 12), ("gbce", 16, 30)])
-def test_fit_learns_that_item_i_is_followed_by_i_plus_1(tmp_path, loss, negatives, epochs):
+@pytest.mark.parametrize("loss,negatives,epochs,extra", [
+    ("softmax", 0, 12, {}), ("gbce", 16, 30, {}),
+    ("softmax", 0, 12, {"prefix_examples": True, "frequency_mix": 0.5, "frequency_cutoff": 3})])
+def test_fit_learns_that_item_i_is_followed_by_i_plus_1(tmp_path, loss, negatives, epochs, extra):
     rng = np.random.default_rng(7)
     real_items = 30
     rows = _successor_records(400, 10, real_items, rng)
@@ -219,7 +221,8 @@ def test_fit_learns_that_item_i_is_followed_by_i_plus_1(tmp_path, loss, negative
     held = _successor_records(100, 7, real_items, rng)
     evaluation = validation_set([(r["items"][:-1], r["surfaces"][:-1], r["outcomes"][:-1], r["gaps"][:-1],
                                   r["items"][-1]) for r in held], max_len=8)
-    out = fit(files, _settings(loss=loss, negatives=negatives, epochs=epochs), FIRST_ITEM + real_items, 1, evaluation)
+    out = fit(files, _settings(loss=loss, negatives=negatives, epochs=epochs, **extra), FIRST_ITEM + real_items, 1,
+              evaluation)
     assert out["epochs"][-1]["loss"] < out["epochs"][0]["loss"]
     model = load_model(out["architecture"], out["state"])
     ranks = target_ranks(model, evaluation, exclude_seen=False)
@@ -294,6 +297,24 @@ def test_a_long_sequence_trains_every_transition_once():
     assert int((examples[0]["items"] != PAD).sum()) == 5 and examples[0]["targets"][-1] == items[-1]
     assert len(examples) == 5  # ends 23, 18, 13, 8, 3
     assert list(training_examples(items[:1], [0], [LISTENED], [1.0], max_len=5)) == []
+
+
+def test_prefix_examples_train_each_transition_once_at_the_last_position():
+    items = list(range(FIRST_ITEM, FIRST_ITEM + 13))
+    outcomes = [LISTENED] * 13
+    outcomes[4] = SKIPPED
+    times = [float(3 * i) for i in range(13)]
+    windows = list(training_examples(items, [1] * 13, outcomes, times, max_len=5))
+    examples = list(training_examples(items, [1] * 13, outcomes, times, max_len=5, prefixes=True))
+    assert len(examples) == sum(int((w["targets"] != PAD).sum()) for w in windows) == 11
+    for example in examples:
+        assert set(example) == {"items", "surfaces", "outcomes", "times", "targets"}
+        assert (example["targets"][:-1] == PAD).all() and example["targets"][-1] >= FIRST_ITEM
+        real = example["items"][example["items"] != PAD]
+        assert list(real) == list(range(real[0], example["targets"][-1]))  # the plays just before it
+        assert example["items"][-1] == example["targets"][-1] - 1 and len(real) <= 5
+        assert (example["surfaces"] != PAD).sum() == len(real)
+    assert sorted(int(e["targets"][-1]) for e in examples) == [i for j, i in enumerate(items) if j and j != 4]
 
 
 def test_length_batches_keep_every_example_and_cut_padding():

@@ -675,6 +675,10 @@ class SequentialConfig(Section):
     # branch from the low-pass filter (0: attention only), and BSARec's c.
     frequency_mix: float = Field(default=0.0, ge=0, le=1)
     frequency_cutoff: int = Field(default=3, gt=0)
+    # Each target its own example, trained at its last position only (S3-Rec's and BSARec's
+    # regime; the frequency filter then sees the whole prefix, as BSARec's does). More steps per
+    # epoch: for short sequences (a public set's), not the daily default.
+    prefix_examples: bool = False
     # Softmax over negatives sampled per batch (0: the whole catalogue) or gBCE (gSASRec). Sampled
     # softmax is the default: on generated listening it reached validation NDCG@10 0.08 where gBCE
     # (256 negatives, t = 0.75) degraded from the first epoch; 512 negatives cost half the time of

@@ -45,13 +45,17 @@ def model_input(items, surfaces, outcomes, gaps, max_len: int) -> dict[str, np.n
             "times": _left_padded(times, max_len, np.float32)}
 
 
-def training_examples(items, surfaces, outcomes, gaps, max_len: int):
+def training_examples(items, surfaces, outcomes, gaps, max_len: int, prefixes: bool = False):
     """A record -> its training examples: windows of ``max_len + 1`` plays, the newest ending
     with the last play and each earlier one ending where the next begins, so every transition
     of a sequence longer than ``max_len`` is a target exactly once per epoch (a single window
     kept only the latest ``max_len``: half of S3-Rec LastFM's plays were never trained on).
     Inputs are a window's plays but its last; targets are each next play where it was listened
-    to and is a known item (PAD elsewhere, no loss there). Windows without a target are dropped."""
+    to and is a known item (PAD elsewhere, no loss there). Windows without a target are dropped.
+
+    ``prefixes``: each target of a window is its own example instead, the plays before it
+    moved to the last columns and the target at the last position only (S3-Rec's and BSARec's
+    regime: every example is trained where serving reads, and nothing after a target is input)."""
     items, outcomes = np.asarray(items, dtype=np.int64), np.asarray(outcomes, dtype=np.int64)
     surfaces, gaps = list(surfaces), list(gaps)
     end = len(items)
@@ -63,22 +67,29 @@ def training_examples(items, surfaces, outcomes, gaps, max_len: int):
         targets = np.where((nxt_outcome == LISTENED) & (nxt >= FIRST_ITEM), nxt, PAD)
         if targets.any():
             example["targets"] = _left_padded(targets, max_len, np.int64)
-            yield example
+            yield from _prefix_examples(example, max_len) if prefixes else [example]
         end -= max_len
+
+
+def _prefix_examples(example: dict[str, np.ndarray], max_len: int):
+    for position in np.flatnonzero(example["targets"]):
+        prefix = {key: _left_padded(values[:position + 1], max_len, values.dtype) for key, values in example.items()}
+        prefix["targets"][:-1] = PAD
+        yield prefix
 
 
 class SequenceShards(IterableDataset):
     """Training examples streamed from Parquet shards; ``set_epoch`` reseeds the order."""
 
     def __init__(self, files: list[str], max_len: int, seed: int = 0, shuffle_buffer: int = 4096,
-                 batch_rows: int = 1024):
+                 batch_rows: int = 1024, prefixes: bool = False):
         super().__init__()
         if not files:
             raise ValueError("SequenceShards: no shard files to read")
         # In the caller's order (train_sequential orders shards by content, not by their random
         # names), so that the seeded shuffle gives a rerun the same stream.
         self.files, self.max_len, self.seed = list(files), max_len, seed
-        self.shuffle_buffer, self.batch_rows, self.epoch = shuffle_buffer, batch_rows, 0
+        self.shuffle_buffer, self.batch_rows, self.epoch, self.prefixes = shuffle_buffer, batch_rows, 0, prefixes
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -97,7 +108,7 @@ class SequenceShards(IterableDataset):
                                                                    columns=SEQUENCE_COLUMNS):
                 columns = [batch.column(name).to_pylist() for name in SEQUENCE_COLUMNS]
                 for record in zip(*columns):
-                    yield from training_examples(*record, self.max_len)
+                    yield from training_examples(*record, self.max_len, self.prefixes)
 
     def __iter__(self):
         rng = random.Random(self.seed * 7919 + self.epoch)

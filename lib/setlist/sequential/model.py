@@ -33,7 +33,9 @@ channel. That filter sees later positions, so here it is made causal: a position
 BSARec computes at the last position of a window that ends there. A circular filter's last row
 depends only on the distance back, so this is a causal convolution whose kernel is the low-pass
 filter's impulse response (:func:`low_pass_kernel`), and the output at the last position, the
-one served, is BSARec's own.
+one served, is BSARec's own. With ``bidirectional_filter`` (for training on prefix examples,
+each trained at its last position only: nothing later is in the input) the filter is BSARec's
+own over the whole window, so earlier positions' deeper inputs see the whole prefix too.
 
 Item attributes (a track's artist; a public set's tags), when given: an item's vector is its own
 embedding plus the mean of its attributes' embeddings, on the input and the output side alike
@@ -58,13 +60,17 @@ def log2_bucket(values: torch.Tensor, buckets: int) -> torch.Tensor:
     return torch.log2(1 + values.clamp(min=0)).floor().long().clamp(max=buckets - 1)
 
 
-def low_pass_kernel(length: int, cutoff: int) -> torch.Tensor:
+def low_pass_kernel(length: int, cutoff: int, causal: bool = True) -> torch.Tensor:
     """[length, length] lower-triangular T, T[t, s] = h[t - s]: BSARec's low-pass (rfft over
     ``length`` positions, the ``cutoff // 2 + 1`` lowest frequencies kept, irfft) read at the last
-    position of a window ending at t. ``T @ x`` at the last row equals the Fourier filter's."""
+    position of a window ending at t. ``T @ x`` at the last row equals the Fourier filter's.
+    ``causal=False``: the filter's own (circulant) matrix, ``M @ x`` = the filtered window."""
     spectrum = torch.fft.rfft(torch.eye(length, dtype=torch.float64), dim=0, norm="ortho")
     spectrum[cutoff // 2 + 1:] = 0
-    last_row = torch.fft.irfft(spectrum, n=length, dim=0, norm="ortho")[-1]  # response at L-1 to each s
+    full = torch.fft.irfft(spectrum, n=length, dim=0, norm="ortho")
+    if not causal:
+        return full.float()
+    last_row = full[-1]  # response at L-1 to each s
     response = last_row.flip(0)  # h[d]: weight of the play d positions back
     distance = torch.arange(length)[:, None] - torch.arange(length)[None, :]
     return torch.where(distance >= 0, response[distance.clamp(min=0)], 0.0).float()
@@ -75,7 +81,8 @@ class CausalBlock(nn.Module):
     ``frequency_mix`` > 0 the attention branch is blended with BSARec's (causal) filter branch."""
 
     def __init__(self, dim: int, heads: int, dropout: float, attention_dropout: float = 0.0,
-                 frequency_mix: float = 0.0, frequency_cutoff: int = 3, max_len: int = 50):
+                 frequency_mix: float = 0.0, frequency_cutoff: int = 3, max_len: int = 50,
+                 bidirectional_filter: bool = False):
         super().__init__()
         if dim % heads:
             raise ValueError(f"sequential.dim={dim} is not a multiple of sequential.heads={heads}")
@@ -89,7 +96,8 @@ class CausalBlock(nn.Module):
         self.frequency_mix = frequency_mix
         if frequency_mix:
             self.frequency_beta = nn.Parameter(torch.randn(dim))  # BSARec's sqrt_beta
-            self.register_buffer("low_pass", low_pass_kernel(max_len, frequency_cutoff), persistent=False)
+            self.register_buffer("low_pass", low_pass_kernel(max_len, frequency_cutoff, not bidirectional_filter),
+                                 persistent=False)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """``real``: [B, L, 1], 1 at real positions; padding is left out of the filter."""
@@ -101,8 +109,9 @@ class CausalBlock(nn.Module):
         branch = self.projection(attended.transpose(1, 2).reshape(batch, length, dim))
         if self.frequency_mix:
             signal = normed * real
-            # T is Toeplitz: its top-left block is the filter for a window cut to ``length``.
-            low = torch.einsum("ts,bsd->btd", self.low_pass[:length, :length], signal)
+            # A batch cut to its last ``length`` columns: the columns cut are padding (zero
+            # signal), so the bottom-right block is the whole window's filter on what is left.
+            low = torch.einsum("ts,bsd->btd", self.low_pass[-length:, -length:], signal)
             filtered = low + self.frequency_beta ** 2 * (signal - low)
             branch = self.frequency_mix * filtered + (1 - self.frequency_mix) * branch
         x = x + self.residual_dropout(branch)
@@ -114,14 +123,14 @@ class SequentialRecommender(nn.Module):
                  dropout: float = 0.2, relative_bias: bool = False, time_buckets: int = 32,
                  num_surfaces: int = 1, attention_dropout: float = 0.0, num_attributes: int = 0,
                  attribute_pairs: int = 0, frequency_mix: float = 0.0, frequency_cutoff: int = 3,
-                 absolute_positions: bool = True):
+                 absolute_positions: bool = True, bidirectional_filter: bool = False):
         super().__init__()
         self.architecture = dict(num_items=num_items, max_len=max_len, dim=dim, heads=heads, layers=layers,
                                  dropout=dropout, relative_bias=relative_bias, time_buckets=time_buckets,
                                  num_surfaces=num_surfaces, attention_dropout=attention_dropout,
                                  num_attributes=num_attributes, attribute_pairs=attribute_pairs,
                                  frequency_mix=frequency_mix, frequency_cutoff=frequency_cutoff,
-                                 absolute_positions=absolute_positions)
+                                 absolute_positions=absolute_positions, bidirectional_filter=bidirectional_filter)
         self.max_len, self.dim, self.time_buckets = max_len, dim, time_buckets
         self.items = nn.Embedding(num_items, dim, padding_idx=PAD)
         self.positions = nn.Embedding(max_len, dim) if absolute_positions else None
@@ -129,7 +138,8 @@ class SequentialRecommender(nn.Module):
         self.outcomes = nn.Embedding(3, dim, padding_idx=PAD)
         self.input_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(CausalBlock(dim, heads, dropout, attention_dropout, frequency_mix,
-                                                frequency_cutoff, max_len) for _ in range(layers))
+                                                frequency_cutoff, max_len, bidirectional_filter)
+                                    for _ in range(layers))
         self.output_norm = nn.LayerNorm(dim)
         self.position_bias = nn.Embedding(max_len, heads) if relative_bias else None
         self.time_bias = nn.Embedding(time_buckets, heads) if relative_bias else None

@@ -37,7 +37,9 @@ def build_model(settings: dict[str, Any], num_items: int, num_surfaces: int,
                                   num_attributes=int(np.max(pairs[1])) + 1 if pairs else 0,
                                   attribute_pairs=len(pairs[0]) if pairs else 0,
                                   frequency_mix=settings["frequency_mix"], frequency_cutoff=settings["frequency_cutoff"],
-                                  absolute_positions=settings["absolute_positions"])
+                                  absolute_positions=settings["absolute_positions"],
+                                  # Safe only when nothing after a target is input (prefix examples).
+                                  bidirectional_filter=settings["prefix_examples"])
     return model.set_attributes(*pairs) if pairs else model
 
 
@@ -158,7 +160,7 @@ def fit(shard_files: list[str], settings: dict[str, Any], num_items: int, num_su
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["learning_rate"],
                                   weight_decay=settings["weight_decay"])
     dataset = SequenceShards(shard_files, settings["max_len"], seed=settings["seed"],
-                             shuffle_buffer=settings["shuffle_buffer"])
+                             shuffle_buffer=settings["shuffle_buffer"], prefixes=settings["prefix_examples"])
     sampler = torch.Generator(device=device).manual_seed(settings["seed"] * 31 + rank)
     epochs, best, best_state, stale = [], -1.0, None, 0
     fit_started = time.perf_counter()
