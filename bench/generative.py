@@ -96,6 +96,38 @@ def train(train_sequences, codes, validation, settings, minutes, label) -> tuple
     return load_model(out["architecture"], out["state"]), out
 
 
+def sequential_embeddings(name: str, train: dict[int, list[int]], attributes, catalogue, args) -> tuple:
+    """The sequential transformer's item table (bench/sequential.py's tuned settings for the set,
+    trained on the same training plays within --sequential-minutes, picked by validation
+    items[:-2] -> items[-2]) -> ([num_items, dim], 0). A never-played item's row is its
+    attributes' embedding plus its untrained id vector: content, as for the other embeddings."""
+    import tempfile
+    from pathlib import Path
+
+    from sequential import TUNED as SEQUENTIAL_TUNED  # bench/sequential.py, this script's folder
+    from setlist.sequential.training import fit as fit_sequential
+    from setlist.sequential.training import load_model as load_sequential
+
+    settings = {**load_config().candidates.sequential.model_dump(), **SEQUENTIAL_TUNED[name],
+                "threads": args.threads, "device": "cpu"}
+    sequences, _, _ = load(name)
+    with tempfile.TemporaryDirectory(prefix="setlist-generative-seq-") as folder:
+        files, _, _ = public._shards({u: s for u, s in train.items()}, Path(folder), settings["shards"])
+        validation = public._held_out({u: train[u] for u in train if train[u]},
+                                      {u: sequences[u][-2] for u in train if train[u]}, settings["max_len"])
+        num_items = int(max(catalogue)) + 1
+        pairs = public.attribute_pairs(attributes, num_items) if settings["item_attributes"] else None
+        out = fit_sequential(files, settings, num_items, 1, validation, exclude_seen=True, item_attributes=pairs,
+                             time_budget_s=args.sequential_minutes * 60,
+                             on_epoch=lambda r: print(f"  [sequential embeddings] epoch {r['epoch']} "
+                                                      f"val NDCG@10 {r.get('val_ndcg@10', float('nan')):.4f}",
+                                                      flush=True))
+    model = load_sequential(out["architecture"], out["state"])
+    with torch.no_grad():
+        table = model.item_table().detach().cpu().numpy()
+    return table[np.asarray(catalogue)], 0
+
+
 def run(name: str, args) -> dict:
     sequences, attributes, catalogue = load(name)
     users = sorted(sequences)
@@ -106,6 +138,8 @@ def run(name: str, args) -> dict:
     # leak a held-out item's interactions into either run.
     if args.embedding == "mixed":
         embeddings, fallbacks = item_embeddings(attributes, cold_train, catalogue, args.embedding_dim, args.seed)
+    elif args.embedding == "sequential":
+        embeddings, fallbacks = sequential_embeddings(name, dict(zip(users, cold_train)), attributes, catalogue, args)
     else:
         fallback = collaborative_embeddings(cold_train, catalogue, args.embedding_dim, args.seed)
         embeddings, fallbacks = content_embeddings(attributes, catalogue, args.embedding_dim, fallback, args.seed)
@@ -217,8 +251,11 @@ def main() -> None:
     parser.add_argument("--levels", type=int, default=3)
     parser.add_argument("--codebook-size", type=int, default=256)
     parser.add_argument("--embedding-dim", type=int, default=64)
-    parser.add_argument("--embedding", choices=("mixed", "content"), default="mixed",
-                        help="mixed: content next to the play SVD (the daily source's); content: tags only")
+    parser.add_argument("--embedding", choices=("mixed", "content", "sequential"), default="mixed",
+                        help="mixed: content next to the play SVD (the daily source's); content: tags only; "
+                             "sequential: the sequential transformer's item table")
+    parser.add_argument("--sequential-minutes", type=float, default=10.0,
+                        help="with --embedding sequential: the sequential model's training budget")
     parser.add_argument("--cold-share", type=float, default=load_config().candidates.generative.cold_share,
                         help="most of the top 100 unseen items may take (candidates.generative.cold_share)")
     parser.add_argument("--seed", type=int, default=0)
