@@ -33,6 +33,14 @@ decoding ~215 users/s on 1 thread, ~470 on 2. With prefix matching (at 585684e, 
 level, 0.0340 on 2, 0.0038 on 3 (beam alone 0.0009); warm users 0.1365 -> 0.1300 on 1 level.
 A 55-minute budget (--datasets beauty --max-minutes 55 --cold-minutes 0 --threads 1) stopped
 by patience at 33 epochs (best 23): Recall@10 0.0429, NDCG@10 0.0220, the same plateau.
+--embedding sequential (the item table of the sequential transformer, trained on the same
+training plays with bench/sequential.py's tuned recipe for the set) measured 2026-12-07 at
+a03f512 (--datasets beauty --embedding sequential --sequential-minutes 12 --max-minutes 25
+--cold-minutes 4 --threads 1, beside another bench; the sequential recipe then had 1,024 sampled
+negatives, validation NDCG@10 0.057): Beauty Recall@5 0.0274, Recall@10 0.0509, NDCG@5 0.0165,
+NDCG@10 0.0240 (29 epochs at 49 s, best 19; 727 colliding items): the best of the three
+embeddings, TIGER still not met. Cold start is 0 with it at every prefix length: a never-played
+item's row of the item table was never trained, so its codes say nothing.
 """
 from __future__ import annotations
 
