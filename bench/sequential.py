@@ -34,7 +34,14 @@ patience; validation 0.0613): BSARec's 0.0611 not met. Measured 2026-12-07, ML-1
 recency half of that recipe (relative bias, no absolute positions; no frequency branch; at
 5ddaf06, 1 thread beside a Spark bench, --max-minutes 45): option (a) NDCG@10 0.1849, HR@10
 0.3143 (29 epochs at 80 s, stopped by the budget, best 27, validation 0.1907): 0.1603 met, HSTU-
-large's 0.1893 not met; option (b) 0.1262.
+large's 0.1893 not met; option (b) 0.1262. Measured 2026-12-07, Beauty in S3-Rec's and BSARec's
+regime (prefix_examples: each prefix of items[:-2] one example, loss at its last position;
+absolute positions, the whole-window frequency filter, batch 256): with 1,024 sampled negatives
+0.0557 (39 epochs, 35 min, patience; at 75cb48d); with the full-catalogue softmax, the tuned
+setting since a087e53 (--datasets beauty --threads 2 --max-minutes 57, alone on the 2 cores):
+NDCG@10 0.0589, HR@10 0.0984, HR@1 0.0288, HR@5 0.0708, NDCG@5 0.0501, MRR 0.0534 (54 epochs at
+41 s, stopped by patience, best 39, validation 0.0711): BSARec's 0.0611 not met. The same regime on
+LastFM gave 0.0433 against 0.0496, so LastFM keeps its recipe.
 """
 from __future__ import annotations
 
