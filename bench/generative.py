@@ -104,7 +104,8 @@ def train(train_sequences, codes, validation, settings, minutes, label) -> tuple
     return load_model(out["architecture"], out["state"]), out
 
 
-def sequential_embeddings(name: str, train: dict[int, list[int]], attributes, catalogue, args) -> tuple:
+def sequential_embeddings(name: str, sequences: dict[int, list[int]], train: dict[int, list[int]], attributes,
+                          catalogue, args) -> tuple:
     """The sequential transformer's item table (bench/sequential.py's tuned settings for the set,
     trained on the same training plays within --sequential-minutes, picked by validation
     items[:-2] -> items[-2]) -> ([num_items, dim], 0). A never-played item's row is its
@@ -112,15 +113,13 @@ def sequential_embeddings(name: str, train: dict[int, list[int]], attributes, ca
     import tempfile
     from pathlib import Path
 
-    from sequential import TUNED as SEQUENTIAL_TUNED  # bench/sequential.py, this script's folder
+    from sequential import settings_for  # bench/sequential.py, this script's folder
     from setlist.sequential.training import fit as fit_sequential
     from setlist.sequential.training import load_model as load_sequential
 
-    settings = {**load_config().candidates.sequential.model_dump(), **SEQUENTIAL_TUNED[name],
-                "threads": args.threads, "device": "cpu"}
-    sequences, _, _ = load(name)
+    settings = settings_for(name, argparse.Namespace(threads=args.threads, epochs=None, overrides=[]))
     with tempfile.TemporaryDirectory(prefix="setlist-generative-seq-") as folder:
-        files, _, _ = public._shards({u: s for u, s in train.items()}, Path(folder), settings["shards"])
+        files, _, _ = public._shards(train, Path(folder), settings["shards"])
         validation = public._held_out({u: train[u] for u in train if train[u]},
                                       {u: sequences[u][-2] for u in train if train[u]}, settings["max_len"])
         num_items = int(max(catalogue)) + 1
@@ -147,7 +146,8 @@ def run(name: str, args) -> dict:
     if args.embedding == "mixed":
         embeddings, fallbacks = item_embeddings(attributes, cold_train, catalogue, args.embedding_dim, args.seed)
     elif args.embedding == "sequential":
-        embeddings, fallbacks = sequential_embeddings(name, dict(zip(users, cold_train)), attributes, catalogue, args)
+        embeddings, fallbacks = sequential_embeddings(name, sequences, dict(zip(users, cold_train)), attributes,
+                                                      catalogue, args)
     else:
         fallback = collaborative_embeddings(cold_train, catalogue, args.embedding_dim, args.seed)
         embeddings, fallbacks = content_embeddings(attributes, catalogue, args.embedding_dim, fallback, args.seed)
