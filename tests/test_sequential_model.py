@@ -212,7 +212,8 @@ def _settings(**overrides):
 
 @pytest.mark.parametrize("loss,negatives,epochs,extra", [
     ("softmax", 0, 12, {}), ("gbce", 16, 30, {}),
-    ("softmax", 0, 12, {"prefix_examples": True, "frequency_mix": 0.5, "frequency_cutoff": 3})])
+    ("softmax", 0, 12, {"prefix_examples": True, "frequency_mix": 0.5, "frequency_cutoff": 3,
+                        "feed_forward_multiplier": 4})])
 def test_fit_learns_that_item_i_is_followed_by_i_plus_1(tmp_path, loss, negatives, epochs, extra):
     rng = np.random.default_rng(7)
     real_items = 30
@@ -225,6 +226,8 @@ def test_fit_learns_that_item_i_is_followed_by_i_plus_1(tmp_path, loss, negative
               evaluation)
     assert out["epochs"][-1]["loss"] < out["epochs"][0]["loss"]
     model = load_model(out["architecture"], out["state"])
+    # The saved architecture rebuilds the trained widths (BSARec's 4 x dim feed-forward, or dim).
+    assert model.blocks[0].feed_forward[0].out_features == 32 * extra.get("feed_forward_multiplier", 1)
     ranks = target_ranks(model, evaluation, exclude_seen=False)
     assert metrics.rank_metrics(ranks)["hr@1"] >= 0.9
     assert out["best_epoch"] == max(out["epochs"], key=lambda r: r["val_ndcg@10"])["epoch"]

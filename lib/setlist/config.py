@@ -657,6 +657,9 @@ class SequentialConfig(Section):
     dim: int = Field(default=64, gt=0)
     heads: int = Field(default=2, gt=0)
     layers: int = Field(default=2, gt=0)
+    # Each block's feed-forward inner width as a multiple of dim: 1 as in SASRec, 4 as in BSARec
+    # and the original Transformer.
+    feed_forward_multiplier: int = Field(default=1, gt=0)
     dropout: float = Field(default=0.2, ge=0, lt=1)
     # Dropout on the attention weights: off, since on CPU drawing its [B, H, L, L] mask costs about
     # as much as the rest of a step (bench/sequential.py turns it on for the small public sets).

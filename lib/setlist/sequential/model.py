@@ -82,7 +82,7 @@ class CausalBlock(nn.Module):
 
     def __init__(self, dim: int, heads: int, dropout: float, attention_dropout: float = 0.0,
                  frequency_mix: float = 0.0, frequency_cutoff: int = 3, max_len: int = 50,
-                 bidirectional_filter: bool = False):
+                 bidirectional_filter: bool = False, feed_forward_multiplier: int = 1):
         super().__init__()
         if dim % heads:
             raise ValueError(f"sequential.dim={dim} is not a multiple of sequential.heads={heads}")
@@ -91,7 +91,8 @@ class CausalBlock(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.projection = nn.Linear(dim, dim)
         self.feed_forward_norm = nn.LayerNorm(dim)
-        self.feed_forward = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim))
+        inner = dim * feed_forward_multiplier
+        self.feed_forward = nn.Sequential(nn.Linear(dim, inner), nn.GELU(), nn.Dropout(dropout), nn.Linear(inner, dim))
         self.residual_dropout = nn.Dropout(dropout)
         self.frequency_mix = frequency_mix
         if frequency_mix:
@@ -123,14 +124,16 @@ class SequentialRecommender(nn.Module):
                  dropout: float = 0.2, relative_bias: bool = False, time_buckets: int = 32,
                  num_surfaces: int = 1, attention_dropout: float = 0.0, num_attributes: int = 0,
                  attribute_pairs: int = 0, frequency_mix: float = 0.0, frequency_cutoff: int = 3,
-                 absolute_positions: bool = True, bidirectional_filter: bool = False):
+                 absolute_positions: bool = True, bidirectional_filter: bool = False,
+                 feed_forward_multiplier: int = 1):
         super().__init__()
         self.architecture = dict(num_items=num_items, max_len=max_len, dim=dim, heads=heads, layers=layers,
                                  dropout=dropout, relative_bias=relative_bias, time_buckets=time_buckets,
                                  num_surfaces=num_surfaces, attention_dropout=attention_dropout,
                                  num_attributes=num_attributes, attribute_pairs=attribute_pairs,
                                  frequency_mix=frequency_mix, frequency_cutoff=frequency_cutoff,
-                                 absolute_positions=absolute_positions, bidirectional_filter=bidirectional_filter)
+                                 absolute_positions=absolute_positions, bidirectional_filter=bidirectional_filter,
+                                 feed_forward_multiplier=feed_forward_multiplier)
         self.max_len, self.dim, self.time_buckets = max_len, dim, time_buckets
         self.items = nn.Embedding(num_items, dim, padding_idx=PAD)
         self.positions = nn.Embedding(max_len, dim) if absolute_positions else None
@@ -138,7 +141,8 @@ class SequentialRecommender(nn.Module):
         self.outcomes = nn.Embedding(3, dim, padding_idx=PAD)
         self.input_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(CausalBlock(dim, heads, dropout, attention_dropout, frequency_mix,
-                                                frequency_cutoff, max_len, bidirectional_filter)
+                                                frequency_cutoff, max_len, bidirectional_filter,
+                                                feed_forward_multiplier)
                                     for _ in range(layers))
         self.output_norm = nn.LayerNorm(dim)
         self.position_bias = nn.Embedding(max_len, heads) if relative_bias else None

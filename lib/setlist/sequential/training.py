@@ -38,6 +38,7 @@ def build_model(settings: dict[str, Any], num_items: int, num_surfaces: int,
                                   attribute_pairs=len(pairs[0]) if pairs else 0,
                                   frequency_mix=settings["frequency_mix"], frequency_cutoff=settings["frequency_cutoff"],
                                   absolute_positions=settings["absolute_positions"],
+                                  feed_forward_multiplier=settings["feed_forward_multiplier"],
                                   # Safe only when nothing after a target is input (prefix examples).
                                   bidirectional_filter=settings["prefix_examples"])
     return model.set_attributes(*pairs) if pairs else model
