@@ -135,7 +135,7 @@ def run(name: str, args, work: Path) -> dict:
     print(f"\n== {name}: {data.train_users:,} training users, {data.train_items:,} training items, "
           f"{data.num_items - 2:,} catalogue items (loaded in {time.perf_counter() - loaded:.1f} s)")
     print("settings: " + json.dumps({k: settings[k] for k in (
-        "loss", "negatives", "gbce_t", "max_len", "dim", "heads", "layers", "feed_forward_multiplier", "dropout",
+        "loss", "negatives", "gbce_t", "max_len", "dim", "heads", "layers", "feed_forward_multiplier", "post_norm", "dropout",
         "attention_dropout",
         "relative_bias", "absolute_positions", "item_attributes", "frequency_mix", "frequency_cutoff",
         "prefix_examples",

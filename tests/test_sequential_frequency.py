@@ -1,11 +1,12 @@
-"""BSARec's frequency branch, made causal (setlist.sequential.model.low_pass_kernel), and the
+"""BSARec's frequency branch, made causal (setlist.sequential.blocks.low_pass_kernel), and the
 model without absolute positions."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from setlist.sequential.model import FIRST_ITEM, PAD, SequentialRecommender, low_pass_kernel
+from setlist.sequential.blocks import low_pass_kernel
+from setlist.sequential.model import FIRST_ITEM, PAD, SequentialRecommender
 
 
 def fourier_low_pass(x: torch.Tensor, cutoff: int) -> torch.Tensor:

@@ -18,11 +18,13 @@ from setlist.sequential.training import fit, length_batches, load_model, target_
 
 # (1) The causal mask ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("relative_bias", [False, True])
-def test_a_later_item_never_changes_an_earlier_output(relative_bias):
+@pytest.mark.parametrize("layout", [{"relative_bias": False}, {"relative_bias": True},
+                                    # BSARec's: post-norm, 4 x dim feed-forward, the (causal) filter branch
+                                    {"post_norm": True, "feed_forward_multiplier": 4, "frequency_mix": 0.5}])
+def test_a_later_item_never_changes_an_earlier_output(layout):
     torch.manual_seed(0)
     model = SequentialRecommender(num_items=40, max_len=12, dim=16, heads=2, layers=2, dropout=0.3,
-                                  relative_bias=relative_bias, time_buckets=8, num_surfaces=3).eval()
+                                  time_buckets=8, num_surfaces=3, **layout).eval()
     items = torch.randint(FIRST_ITEM, 40, (3, 12))
     items[0, :4] = PAD  # left padding
     surfaces = torch.randint(1, 4, (3, 12))
@@ -40,9 +42,11 @@ def test_a_later_item_never_changes_an_earlier_output(relative_bias):
             assert (changed[:, position] - base[:, position]).abs().max() > 1e-3
 
 
-def test_padding_does_not_change_the_outputs_of_real_positions():
+@pytest.mark.parametrize("post_norm", [False, True])
+def test_padding_does_not_change_the_outputs_of_real_positions(post_norm):
     torch.manual_seed(1)
-    model = SequentialRecommender(num_items=30, max_len=10, dim=16, heads=2, layers=2, dropout=0.0).eval()
+    model = SequentialRecommender(num_items=30, max_len=10, dim=16, heads=2, layers=2, dropout=0.0,
+                                  post_norm=post_norm, frequency_mix=0.5).eval()
     real = torch.randint(FIRST_ITEM, 30, (1, 6))
     padded = torch.cat([torch.zeros(1, 4, dtype=torch.long), real], dim=1)
     with torch.no_grad():
@@ -213,7 +217,9 @@ def _settings(**overrides):
 @pytest.mark.parametrize("loss,negatives,epochs,extra", [
     ("softmax", 0, 12, {}), ("gbce", 16, 30, {}),
     ("softmax", 0, 12, {"prefix_examples": True, "frequency_mix": 0.5, "frequency_cutoff": 3,
-                        "feed_forward_multiplier": 4})])
+                        "feed_forward_multiplier": 4}),
+    ("softmax", 0, 12, {"prefix_examples": True, "frequency_mix": 0.5, "frequency_cutoff": 3,
+                        "feed_forward_multiplier": 4, "post_norm": True})])
 def test_fit_learns_that_item_i_is_followed_by_i_plus_1(tmp_path, loss, negatives, epochs, extra):
     rng = np.random.default_rng(7)
     real_items = 30

@@ -660,6 +660,9 @@ class SequentialConfig(Section):
     # Each block's feed-forward inner width as a multiple of dim: 1 as in SASRec, 4 as in BSARec
     # and the original Transformer.
     feed_forward_multiplier: int = Field(default=1, gt=0)
+    # BSARec's (and BERT's) block layout: a LayerNorm after each residual sum, normalised input
+    # embeddings, weights initialised N(0, 0.02) (setlist.sequential.blocks). Off: pre-norm.
+    post_norm: bool = False
     dropout: float = Field(default=0.2, ge=0, lt=1)
     # Dropout on the attention weights: off, since on CPU drawing its [B, H, L, L] mask costs about
     # as much as the rest of a step (bench/sequential.py turns it on for the small public sets).

@@ -25,17 +25,10 @@ dropout on the attention weights (``attention_dropout``) is off by default: on C
 Item indices: 0 pads, 1 is the reserved index of an item the model's vocabulary does not know,
 real items start at 2 (:data:`FIRST_ITEM`).
 
-Frequency mixing (BSARec, Shin et al., AAAI 2024), with ``frequency_mix`` alpha > 0: each block's
-attention branch is blended with a filter branch, ``alpha * filtered + (1 - alpha) * attention``.
-BSARec low-passes the whole window in the Fourier domain (its ``c // 2 + 1`` lowest frequencies,
-``frequency_cutoff`` = c) and adds back the high frequencies scaled by a learned beta^2 per
-channel. That filter sees later positions, so here it is made causal: a position gets what
-BSARec computes at the last position of a window that ends there. A circular filter's last row
-depends only on the distance back, so this is a causal convolution whose kernel is the low-pass
-filter's impulse response (:func:`low_pass_kernel`), and the output at the last position, the
-one served, is BSARec's own. With ``bidirectional_filter`` (for training on prefix examples,
-each trained at its last position only: nothing later is in the input) the filter is BSARec's
-own over the whole window, so earlier positions' deeper inputs see the whole prefix too.
+Frequency mixing (BSARec's filter branch, ``frequency_mix``) and the pre- or post-norm block
+layout (``post_norm``): :mod:`setlist.sequential.blocks`. With ``post_norm`` the model is
+BSARec's throughout: the input embeddings are LayerNorm-ed (not scaled by sqrt(dim)), the
+output is the last block's, and every weight starts N(0, 0.02).
 
 Item attributes (a track's artist; a public set's tags), when given: an item's vector is its own
 embedding plus the mean of its attributes' embeddings, on the input and the output side alike
@@ -52,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from setlist.sequential.blocks import CausalBlock
 from setlist.sequential.codes import FIRST_ITEM, LISTENED, PAD, SKIPPED, UNKNOWN  # noqa: F401 (re-exported)
 
 
@@ -60,72 +54,13 @@ def log2_bucket(values: torch.Tensor, buckets: int) -> torch.Tensor:
     return torch.log2(1 + values.clamp(min=0)).floor().long().clamp(max=buckets - 1)
 
 
-def low_pass_kernel(length: int, cutoff: int, causal: bool = True) -> torch.Tensor:
-    """[length, length] lower-triangular T, T[t, s] = h[t - s]: BSARec's low-pass (rfft over
-    ``length`` positions, the ``cutoff // 2 + 1`` lowest frequencies kept, irfft) read at the last
-    position of a window ending at t. ``T @ x`` at the last row equals the Fourier filter's.
-    ``causal=False``: the filter's own (circulant) matrix, ``M @ x`` = the filtered window."""
-    spectrum = torch.fft.rfft(torch.eye(length, dtype=torch.float64), dim=0, norm="ortho")
-    spectrum[cutoff // 2 + 1:] = 0
-    full = torch.fft.irfft(spectrum, n=length, dim=0, norm="ortho")
-    if not causal:
-        return full.float()
-    last_row = full[-1]  # response at L-1 to each s
-    response = last_row.flip(0)  # h[d]: weight of the play d positions back
-    distance = torch.arange(length)[:, None] - torch.arange(length)[None, :]
-    return torch.where(distance >= 0, response[distance.clamp(min=0)], 0.0).float()
-
-
-class CausalBlock(nn.Module):
-    """Pre-norm self-attention and a point-wise feed-forward layer, both residual; with
-    ``frequency_mix`` > 0 the attention branch is blended with BSARec's (causal) filter branch."""
-
-    def __init__(self, dim: int, heads: int, dropout: float, attention_dropout: float = 0.0,
-                 frequency_mix: float = 0.0, frequency_cutoff: int = 3, max_len: int = 50,
-                 bidirectional_filter: bool = False, feed_forward_multiplier: int = 1):
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"sequential.dim={dim} is not a multiple of sequential.heads={heads}")
-        self.heads, self.dropout = heads, attention_dropout
-        self.attention_norm = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.projection = nn.Linear(dim, dim)
-        self.feed_forward_norm = nn.LayerNorm(dim)
-        inner = dim * feed_forward_multiplier
-        self.feed_forward = nn.Sequential(nn.Linear(dim, inner), nn.GELU(), nn.Dropout(dropout), nn.Linear(inner, dim))
-        self.residual_dropout = nn.Dropout(dropout)
-        self.frequency_mix = frequency_mix
-        if frequency_mix:
-            self.frequency_beta = nn.Parameter(torch.randn(dim))  # BSARec's sqrt_beta
-            self.register_buffer("low_pass", low_pass_kernel(max_len, frequency_cutoff, not bidirectional_filter),
-                                 persistent=False)
-
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        """``real``: [B, L, 1], 1 at real positions; padding is left out of the filter."""
-        batch, length, dim = x.shape
-        normed = self.attention_norm(x)
-        q, k, v = self.qkv(normed).view(batch, length, 3, self.heads, dim // self.heads).unbind(2)
-        attended = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                                  attn_mask=bias, dropout_p=self.dropout if self.training else 0.0)
-        branch = self.projection(attended.transpose(1, 2).reshape(batch, length, dim))
-        if self.frequency_mix:
-            signal = normed * real
-            # A batch cut to its last ``length`` columns: the columns cut are padding (zero
-            # signal), so the bottom-right block is the whole window's filter on what is left.
-            low = torch.einsum("ts,bsd->btd", self.low_pass[-length:, -length:], signal)
-            filtered = low + self.frequency_beta ** 2 * (signal - low)
-            branch = self.frequency_mix * filtered + (1 - self.frequency_mix) * branch
-        x = x + self.residual_dropout(branch)
-        return x + self.residual_dropout(self.feed_forward(self.feed_forward_norm(x)))
-
-
 class SequentialRecommender(nn.Module):
     def __init__(self, num_items: int, max_len: int = 50, dim: int = 64, heads: int = 2, layers: int = 2,
                  dropout: float = 0.2, relative_bias: bool = False, time_buckets: int = 32,
                  num_surfaces: int = 1, attention_dropout: float = 0.0, num_attributes: int = 0,
                  attribute_pairs: int = 0, frequency_mix: float = 0.0, frequency_cutoff: int = 3,
                  absolute_positions: bool = True, bidirectional_filter: bool = False,
-                 feed_forward_multiplier: int = 1):
+                 feed_forward_multiplier: int = 1, post_norm: bool = False):
         super().__init__()
         self.architecture = dict(num_items=num_items, max_len=max_len, dim=dim, heads=heads, layers=layers,
                                  dropout=dropout, relative_bias=relative_bias, time_buckets=time_buckets,
@@ -133,7 +68,7 @@ class SequentialRecommender(nn.Module):
                                  num_attributes=num_attributes, attribute_pairs=attribute_pairs,
                                  frequency_mix=frequency_mix, frequency_cutoff=frequency_cutoff,
                                  absolute_positions=absolute_positions, bidirectional_filter=bidirectional_filter,
-                                 feed_forward_multiplier=feed_forward_multiplier)
+                                 feed_forward_multiplier=feed_forward_multiplier, post_norm=post_norm)
         self.max_len, self.dim, self.time_buckets = max_len, dim, time_buckets
         self.items = nn.Embedding(num_items, dim, padding_idx=PAD)
         self.positions = nn.Embedding(max_len, dim) if absolute_positions else None
@@ -142,9 +77,13 @@ class SequentialRecommender(nn.Module):
         self.input_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(CausalBlock(dim, heads, dropout, attention_dropout, frequency_mix,
                                                 frequency_cutoff, max_len, bidirectional_filter,
-                                                feed_forward_multiplier)
+                                                feed_forward_multiplier, post_norm)
                                     for _ in range(layers))
-        self.output_norm = nn.LayerNorm(dim)
+        # Post-norm: the embeddings are normalised on the way in and the last block's LayerNorm
+        # is the output's; pre-norm: the stream is normalised once on the way out.
+        self.post_norm = post_norm
+        self.input_norm = nn.LayerNorm(dim) if post_norm else None
+        self.output_norm = nn.Identity() if post_norm else nn.LayerNorm(dim)
         self.position_bias = nn.Embedding(max_len, heads) if relative_bias else None
         self.time_bias = nn.Embedding(time_buckets, heads) if relative_bias else None
         nn.init.normal_(self.items.weight, std=1 / math.sqrt(dim))
@@ -153,6 +92,8 @@ class SequentialRecommender(nn.Module):
         self.attributes = nn.Embedding(num_attributes, dim) if attribute_pairs else None
         if self.attributes is not None:
             nn.init.normal_(self.attributes.weight, std=1 / math.sqrt(dim))
+        if post_norm:
+            self.apply(_bert_init)
         self.register_buffer("attribute_items", torch.zeros(attribute_pairs, dtype=torch.long))
         self.register_buffer("attribute_ids", torch.zeros(attribute_pairs, dtype=torch.long))
         self.register_buffer("attribute_weights", torch.zeros(attribute_pairs))
@@ -207,13 +148,17 @@ class SequentialRecommender(nn.Module):
         ``table``: :meth:`item_table`, when the caller has it already (a training step needs it
         again for the loss; with attributes it is an index_add over every item)."""
         length = items.size(1)
-        x = F.embedding(items, self.item_table() if table is None else table) * math.sqrt(self.dim)
+        x = F.embedding(items, self.item_table() if table is None else table)
+        if not self.post_norm:
+            x = x * math.sqrt(self.dim)
         if self.positions is not None:
             x = x + self.positions(torch.arange(self.max_len - length, self.max_len, device=items.device))[None]
         if surfaces is not None:
             x = x + self.surfaces(surfaces)
         if outcomes is not None:
             x = x + self.outcomes(outcomes)
+        if self.input_norm is not None:
+            x = self.input_norm(x)
         real = (items != PAD)[..., None].to(x.dtype)
         x = self.input_dropout(x) * real
         bias = self.attention_bias(items, times)
@@ -232,6 +177,17 @@ class SequentialRecommender(nn.Module):
         scores = state @ self.item_table().T
         scores[:, :FIRST_ITEM] = float("-inf")
         return scores
+
+
+def _bert_init(module: nn.Module) -> None:
+    """BSARec's (and BERT's) initialisation: weights N(0, 0.02), biases 0; padding stays 0."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
 
 
 def sequence_loss(model: SequentialRecommender, states: torch.Tensor, targets: torch.Tensor, loss: str,

@@ -39,6 +39,7 @@ def build_model(settings: dict[str, Any], num_items: int, num_surfaces: int,
                                   frequency_mix=settings["frequency_mix"], frequency_cutoff=settings["frequency_cutoff"],
                                   absolute_positions=settings["absolute_positions"],
                                   feed_forward_multiplier=settings["feed_forward_multiplier"],
+                                  post_norm=settings["post_norm"],
                                   # Safe only when nothing after a target is input (prefix examples).
                                   bidirectional_filter=settings["prefix_examples"])
     return model.set_attributes(*pairs) if pairs else model
