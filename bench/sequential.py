@@ -139,7 +139,8 @@ def run(name: str, args, work: Path) -> dict:
         "attention_dropout",
         "relative_bias", "absolute_positions", "item_attributes", "frequency_mix", "frequency_cutoff",
         "prefix_examples",
-        "batch_size", "learning_rate", "weight_decay", "epochs", "patience", "threads", "seed")}))
+        "batch_size", "length_pool_batches", "shuffle_buffer", "learning_rate", "weight_decay", "epochs", "patience",
+        "threads", "seed")}))
     for protocol, note in data.notes.items():
         print(f"test {protocol}: {note}")
     print(f"validation: {len(data.validation['targets']):,} users, items[:-2] -> items[-2], full ranking")

@@ -341,3 +341,17 @@ def test_length_batches_keep_every_example_and_cut_padding():
         assert int((batch["items"] != PAD).sum(1).max()) == width  # no all-padding column left
         seen += [int(row[-1]) - FIRST_ITEM for row in batch["items"]]
     assert sorted(seen) == list(range(203))
+
+
+def test_length_batches_of_one_pool_keep_the_stream_order_and_its_mix_of_lengths():
+    rng = np.random.default_rng(10)
+    examples = []
+    for index in range(40):
+        length = int(rng.integers(1, 9))
+        items = np.zeros(10, dtype=np.int64)
+        items[10 - length:] = FIRST_ITEM + index
+        examples.append({"items": items, "targets": items.copy()})
+    batches = [sorted(int(row[-1]) - FIRST_ITEM for row in batch["items"])
+               for batch in length_batches(examples, batch_size=8, seed=0, pool_batches=1)]
+    # Each batch is the next 8 examples of the (already shuffled) stream, whatever their lengths.
+    assert batches == [list(range(begin, begin + 8)) for begin in range(0, 40, 8)]

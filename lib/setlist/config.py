@@ -699,6 +699,9 @@ class SequentialConfig(Section):
     learning_rate: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     shuffle_buffer: int = Field(default=4096, gt=0)
+    # Batches are cut from pools of this many batches sorted by length (less padding: half the
+    # work on ML-1M); 1: each batch a random mix of lengths, as the published recipes train.
+    length_pool_batches: int = Field(default=16, gt=0)
     seed: int = 11
     # 0: PyTorch's default thread count.
     threads: int = Field(default=0, ge=0)

@@ -114,7 +114,8 @@ def length_batches(examples, batch_size: int, seed: int, pool_batches: int = 16)
     """Examples -> collated batches of similar length: pools of ``pool_batches`` batches are
     sorted by sequence length, cut into batches, and the batches of a pool shuffled; each batch
     is cut to its longest sequence (left padding, so the leading all-padding columns go; the
-    position embeddings count from the right and do not change). On ML-1M this halves the work."""
+    position embeddings count from the right and do not change). On ML-1M this halves the work.
+    ``pool_batches=1``: batches in stream order, each a random mix of lengths."""
     rng = np.random.default_rng(seed)
 
     def emit(pool):
@@ -172,7 +173,8 @@ def fit(shard_files: list[str], settings: dict[str, Any], num_items: int, num_su
         started, total, steps, positions = time.perf_counter(), 0.0, 0, 0
         joined = Join([trained]) if world > 1 else contextlib.nullcontext()
         with joined:
-            for batch in length_batches(dataset, settings["batch_size"], settings["seed"] * 7 + epoch):
+            for batch in length_batches(dataset, settings["batch_size"], settings["seed"] * 7 + epoch,
+                                        settings["length_pool_batches"]):
                 batch = {key: value.to(device) for key, value in batch.items()}
                 targets = batch.pop("targets")
                 # One item table per step, for the inputs and the loss: autograd sums both
