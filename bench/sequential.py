@@ -73,10 +73,12 @@ TUNED = {
                    patience=40, batch_size=64, learning_rate=1e-3, frequency_mix=0.9, frequency_cutoff=3, heads=1,
                    **RECENCY),
     # Beauty: S3-Rec's and BSARec's regime, each prefix of items[:-2] one example with the loss at its
-    # last position over the full catalogue, absolute positions and the whole-window frequency filter.
+    # last position over the full catalogue, absolute positions and the whole-window frequency filter;
+    # BSARec's block (post-norm, 4 x dim feed-forward) and learning rate.
     "beauty": dict(loss="softmax", negatives=0, max_len=50, dropout=0.5, attention_dropout=0.5, epochs=200,
-                   patience=15, batch_size=256, learning_rate=1e-3, frequency_mix=0.7, frequency_cutoff=5, heads=1,
-                   prefix_examples=True, absolute_positions=True, relative_bias=False),
+                   patience=15, batch_size=256, learning_rate=5e-4, frequency_mix=0.7, frequency_cutoff=5, heads=1,
+                   prefix_examples=True, absolute_positions=True, relative_bias=False, post_norm=True,
+                   feed_forward_multiplier=4),
     "ml1m": dict(loss="softmax", negatives=0, max_len=200, dropout=0.2, epochs=300, patience=25,
                  batch_size=64, learning_rate=2e-3, **RECENCY),
 }
