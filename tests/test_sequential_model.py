@@ -326,14 +326,20 @@ def test_prefix_examples_train_each_transition_once_at_the_last_position():
     assert sorted(int(e["targets"][-1]) for e in examples) == [i for j, i in enumerate(items) if j and j != 4]
 
 
-def test_length_batches_keep_every_example_and_cut_padding():
-    rng = np.random.default_rng(9)
+def _examples_of_random_lengths(count: int, seed: int) -> list[dict]:
+    """``count`` left-padded examples of 1-8 plays, example i's plays all item FIRST_ITEM + i."""
+    rng = np.random.default_rng(seed)
     examples = []
-    for index in range(203):
+    for index in range(count):
         length = int(rng.integers(1, 9))
         items = np.zeros(10, dtype=np.int64)
         items[10 - length:] = FIRST_ITEM + index
         examples.append({"items": items, "targets": items.copy(), "times": np.zeros(10, dtype=np.float32)})
+    return examples
+
+
+def test_length_batches_keep_every_example_and_cut_padding():
+    examples = _examples_of_random_lengths(203, 9)
     seen = []
     for batch in length_batches(examples, batch_size=16, seed=0, pool_batches=4):
         width = batch["items"].shape[1]
@@ -344,13 +350,7 @@ def test_length_batches_keep_every_example_and_cut_padding():
 
 
 def test_length_batches_of_one_pool_keep_the_stream_order_and_its_mix_of_lengths():
-    rng = np.random.default_rng(10)
-    examples = []
-    for index in range(40):
-        length = int(rng.integers(1, 9))
-        items = np.zeros(10, dtype=np.int64)
-        items[10 - length:] = FIRST_ITEM + index
-        examples.append({"items": items, "targets": items.copy()})
+    examples = _examples_of_random_lengths(40, 10)
     batches = [sorted(int(row[-1]) - FIRST_ITEM for row in batch["items"])
                for batch in length_batches(examples, batch_size=8, seed=0, pool_batches=1)]
     # Each batch is the next 8 examples of the (already shuffled) stream, whatever their lengths.
