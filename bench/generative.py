@@ -40,7 +40,13 @@ a03f512 (--datasets beauty --embedding sequential --sequential-minutes 12 --max-
 negatives, validation NDCG@10 0.057): Beauty Recall@5 0.0274, Recall@10 0.0509, NDCG@5 0.0165,
 NDCG@10 0.0240 (29 epochs at 49 s, best 19; 727 colliding items): the best of the three
 embeddings, TIGER still not met. Cold start is 0 with it at every prefix length: a never-played
-item's row of the item table was never trained, so its codes say nothing.
+item's row of the item table was never trained, so its codes say nothing. Measured 2026-12-07
+at b854a5e with the sequential bench's Beauty recipe since 1b38ec1 (BSARec's block; --datasets
+beauty --embedding sequential --sequential-minutes 12 --max-minutes 13 --cold-minutes 0
+--threads 2, alone on the 2 cores; the transformer reached validation NDCG@10 0.0674 in 15
+epochs, 864 colliding items): Recall@5 0.0354, Recall@10 0.0595, NDCG@5 0.0222, NDCG@10 0.0299
+(22 epochs at 35 s, best 21, stopped by the budget while still improving): the best so far,
+TIGER's 0.0648 / 0.0384 not met.
 """
 from __future__ import annotations
 
