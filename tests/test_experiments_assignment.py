@@ -10,7 +10,6 @@ from collections import Counter
 import pandas as pd
 import pytest
 from chispa import assert_df_equality
-from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 from scipy import stats
 
@@ -18,12 +17,6 @@ from setlist.config import DEFAULT_CONF_DIR, ExperimentConfig, load_config
 from setlist.errors import ConfigError
 from setlist.experiments.assignment import (
     assign_users, assign_variant, bucket_bounds, bucket_of, variant_of_bucket)
-
-
-@pytest.fixture(scope="session")
-def spark():
-    return (SparkSession.builder.master("local[1]")
-            .config("spark.sql.shuffle.partitions", "2").getOrCreate())
 
 
 def experiment(name="home_ranker", salt="salt-a", allocation=None, bucket_count=10_000):
