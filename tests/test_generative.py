@@ -11,6 +11,7 @@ from setlist.generative.model import GenerativeRetriever, beam_search
 from setlist.generative.semantic_ids import GenerativeError, content_embeddings, item_embeddings, residual_quantise
 from setlist.generative.training import fit, load_model, target_ranks, windows
 from setlist.generative.trie import build_trie
+from setlist.sequential.metrics import rank_metrics
 
 
 @pytest.fixture(autouse=True)
@@ -112,8 +113,8 @@ def test_the_encoder_is_item_causal_and_reads_order(relative_slots):
     assert not torch.allclose(swapped[:, 2 * model.depth:], whole[:, 2 * model.depth:], atol=1e-4)
 
 
-@pytest.mark.parametrize("relative_slots", [False, True])
-def test_tiny_model_learns_that_item_i_is_followed_by_item_i_plus_1(relative_slots):
+@pytest.mark.parametrize("relative_slots,weight_average_decay", [(False, 0.0), (True, 0.0), (False, 0.9)])
+def test_tiny_model_learns_that_item_i_is_followed_by_item_i_plus_1(relative_slots, weight_average_decay):
     num_items = 30
     rng = np.random.default_rng(3)
     ids = residual_quantise(rng.normal(size=(num_items, 8)), np.arange(1, num_items + 1), levels=2,
@@ -125,7 +126,8 @@ def test_tiny_model_learns_that_item_i_is_followed_by_item_i_plus_1(relative_slo
     validation = {"histories": [t[:-1] for t in tests], "targets": [t[-1] for t in tests]}
     settings = dict(max_items=5, dim=32, heads=2, encoder_layers=1, decoder_layers=1, ff_dim=64, dropout=0.0,
                     batch_size=32, learning_rate=3e-3, epochs=15, patience=0, beam_size=5, top_n=5,
-                    validation_users=100, seed=0, relative_slots=relative_slots)
+                    validation_users=100, seed=0, relative_slots=relative_slots,
+                    weight_average_decay=weight_average_decay)
     out = fit(train, ids, settings, validation, time_budget_s=30)
     model = load_model(out["architecture"], out["state"])
     trie = build_trie(ids.codes, ids.codebook_sizes)
@@ -135,6 +137,8 @@ def test_tiny_model_learns_that_item_i_is_followed_by_item_i_plus_1(relative_slo
     assert out["epochs"][-1]["loss"] < out["epochs"][0]["loss"]
     assert max(r["val_ndcg@10"] for r in out["epochs"]) == \
         pytest.approx(out["epochs"][out["best_epoch"] - 1]["val_ndcg@10"])
+    # The returned weights are the ones validated at the best epoch (all 100 users validate).
+    assert rank_metrics(ranks)["ndcg@10"] == pytest.approx(out["epochs"][out["best_epoch"] - 1]["val_ndcg@10"])
 
 
 def test_windows_count_each_transition_once():

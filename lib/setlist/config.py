@@ -698,6 +698,9 @@ class SequentialConfig(Section):
     batch_size: int = Field(default=128, gt=0)
     learning_rate: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
+    # Validate and keep an exponential moving average of the weights (decay per step; 0: the raw
+    # weights). Off in the daily chain; bench/sequential.py sets it for the public sets.
+    weight_average_decay: float = Field(default=0.0, ge=0, lt=1)
     shuffle_buffer: int = Field(default=4096, gt=0)
     # Batches are cut from pools of this many batches sorted by length (less padding: half the
     # work on ML-1M); 1: each batch a random mix of lengths, as the published recipes train.
@@ -761,6 +764,8 @@ class GenerativeConfig(Section):
     batch_size: int = Field(default=128, gt=0)
     learning_rate: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
+    # As candidates.sequential.weight_average_decay.
+    weight_average_decay: float = Field(default=0.0, ge=0, lt=1)
     epochs: int = Field(default=10, gt=0)
     # Stop after this many epochs without a better validation NDCG@10 (0: never).
     patience: int = Field(default=3, ge=0)

@@ -21,7 +21,7 @@ from setlist.generative.semantic_ids import SemanticIds
 from setlist.generative.trie import CodeTrie, build_trie
 from setlist.config import GenerativeConfig
 from setlist.sequential.metrics import rank_metrics
-from setlist.sequential.training import pick_device
+from setlist.sequential.training import pick_device, weight_average
 
 RANK_KS = (5, 10, 20)
 
@@ -109,7 +109,8 @@ def fit(train_sequences: Sequence[Sequence[int]], codes: SemanticIds, settings: 
     take its defaults; the whole is validated by it).
     ``validation``: {"histories": item-id lists, "targets": item ids}; ``validation_users`` of
     them (seeded sample) are ranked by beam search after each epoch, and the state of the epoch
-    with the best NDCG@10 is kept (the last epoch's without validation). No epoch starts once
+    with the best NDCG@10 is kept (the last epoch's without validation), of the weights' moving
+    average where ``weight_average_decay`` is set. No epoch starts once
     ``time_budget_s`` has passed; ``patience`` epochs without improvement stop training."""
     settings = GenerativeConfig(**settings).model_dump()
     if settings["threads"]:
@@ -122,6 +123,8 @@ def fit(train_sequences: Sequence[Sequence[int]], codes: SemanticIds, settings: 
     items, counted = windows([codes.rows(s) for s in train_sequences], settings["max_items"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["learning_rate"],
                                   weight_decay=settings["weight_decay"])
+    averaged = weight_average(model, settings["weight_average_decay"])
+    served = averaged.module if averaged is not None else model
     if validation is not None:
         chosen = np.sort(rng.permutation(len(validation["targets"]))[:settings["validation_users"]])
         val_histories = [codes.rows(validation["histories"][i]) for i in chosen]
@@ -136,14 +139,16 @@ def fit(train_sequences: Sequence[Sequence[int]], codes: SemanticIds, settings: 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             total, level_totals, steps = total + float(loss.detach()), level_totals + per_level, steps + 1
         row = {"epoch": epoch, "loss": total / steps, "seconds": time.perf_counter() - started,
                **{f"loss_level{level}": value / steps for level, value in enumerate(level_totals)}}
         if validation is not None:
-            row.update({f"val_{k}": v for k, v in evaluate(model, trie, val_histories, val_targets,
+            row.update({f"val_{k}": v for k, v in evaluate(served, trie, val_histories, val_targets,
                                                             settings["beam_size"], device).items()})
             if row["val_ndcg@10"] > best:
-                best, best_state, stale = row["val_ndcg@10"], copy.deepcopy(model.state_dict()), 0
+                best, best_state, stale = row["val_ndcg@10"], copy.deepcopy(served.state_dict()), 0
             else:
                 stale += 1
         epochs.append(row)
@@ -154,7 +159,7 @@ def fit(train_sequences: Sequence[Sequence[int]], codes: SemanticIds, settings: 
         if time_budget_s is not None and time.perf_counter() - started_fit >= time_budget_s:
             break
     if best_state is not None:
-        model.load_state_dict(best_state)
+        served.load_state_dict(best_state)
     best_epoch = max(epochs, key=lambda r: r.get("val_ndcg@10", r["epoch"]))["epoch"]
-    return {"state": state_bytes(model), "architecture": model.architecture, "epochs": epochs,
+    return {"state": state_bytes(served), "architecture": model.architecture, "epochs": epochs,
             "best_epoch": best_epoch}
