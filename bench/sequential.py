@@ -210,7 +210,7 @@ def print_table(results: list[dict], threads: int) -> None:
                 print(f"{'':18} {source:38} {cells}")
                 if target:
                     for metric, value in figures_.items():
-                        met = metrics[metric] >= value
+                        met = metrics[metric] > value  # the issue asks for "above"
                         verdicts.append(f"{label} {metric} {metrics[metric]:.4f} vs {value:.4f} {source}: "
                                         f"{'met' if met else 'not met'}")
     print(f"(s/epoch: training only, {threads} CPU thread(s); epochs: run (best by validation NDCG@10))")
