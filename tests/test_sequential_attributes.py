@@ -3,15 +3,13 @@ artist's (or tags'), on the input and output side, kept causal and carried with 
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
-from test_sequential_model import _settings, _successor_records
+from test_sequential_model import _settings, _successor_data
 
-from setlist.sequential.data import SHARD_SCHEMA, write_shards
 from setlist.sequential.model import FIRST_ITEM, PAD, SequentialRecommender
 from setlist.sequential.public import attribute_pairs
-from setlist.sequential.training import build_model, fit, load_model, validation_set
+from setlist.sequential.training import build_model, fit, load_model
 
 # Items 2-4 share attribute 0, item 4 also has attribute 1, items 5.. have none.
 ITEMS = np.array([2, 3, 4, 4])
@@ -55,12 +53,7 @@ def test_a_later_item_never_changes_an_earlier_output_with_attributes():
 
 
 def test_fit_trains_with_attributes_and_the_model_reloads_them(tmp_path):
-    rng = np.random.default_rng(7)
-    rows = _successor_records(200, 8, 10, rng)
-    files = write_shards(pa.Table.from_pylist(rows, schema=SHARD_SCHEMA), tmp_path, 2)
-    held = _successor_records(50, 6, 10, rng)
-    evaluation = validation_set([(r["items"][:-1], r["surfaces"][:-1], r["outcomes"][:-1], r["gaps"][:-1],
-                                  r["items"][-1]) for r in held], max_len=8)
+    files, evaluation = _successor_data(tmp_path, 200, 8, 10, 50, 6, shards=2, seed=7)
     out = fit(files, _settings(epochs=3), FIRST_ITEM + 10, 1, evaluation, item_attributes=(ITEMS, ATTRIBUTES))
     assert out["architecture"]["attribute_pairs"] == 4 and out["architecture"]["num_attributes"] == 2
     model = load_model(out["architecture"], out["state"])

@@ -202,6 +202,18 @@ def _successor_records(users, length, real_items, rng):
     return rows
 
 
+def _successor_data(folder, users, length, real_items, held_users, held_length, shards, seed):
+    """Successor sequences -> (shard files of ``users`` of them, a validation set of ``held_users``
+    more: each history's last item held out)."""
+    rng = np.random.default_rng(seed)
+    rows = _successor_records(users, length, real_items, rng)
+    files = write_shards(pa.Table.from_pylist(rows, schema=SHARD_SCHEMA), folder, shards)
+    held = _successor_records(held_users, held_length, real_items, rng)
+    evaluation = validation_set([(r["items"][:-1], r["surfaces"][:-1], r["outcomes"][:-1], r["gaps"][:-1],
+                                  r["items"][-1]) for r in held], max_len=8)
+    return files, evaluation
+
+
 def _settings(**overrides):
     """The config's settings (every field, its defaults) with a small, fast model."""
     from setlist.config import SequentialConfig
@@ -222,13 +234,8 @@ def _settings(**overrides):
                         "feed_forward_multiplier": 4, "post_norm": True}),
     ("softmax", 0, 12, {"weight_average_decay": 0.9})])
 def test_fit_learns_that_item_i_is_followed_by_i_plus_1(tmp_path, loss, negatives, epochs, extra):
-    rng = np.random.default_rng(7)
     real_items = 30
-    rows = _successor_records(400, 10, real_items, rng)
-    files = write_shards(pa.Table.from_pylist(rows, schema=SHARD_SCHEMA), tmp_path, 3)
-    held = _successor_records(100, 7, real_items, rng)
-    evaluation = validation_set([(r["items"][:-1], r["surfaces"][:-1], r["outcomes"][:-1], r["gaps"][:-1],
-                                  r["items"][-1]) for r in held], max_len=8)
+    files, evaluation = _successor_data(tmp_path, 400, 10, real_items, 100, 7, shards=3, seed=7)
     out = fit(files, _settings(loss=loss, negatives=negatives, epochs=epochs, **extra), FIRST_ITEM + real_items, 1,
               evaluation)
     assert out["epochs"][-1]["loss"] < out["epochs"][0]["loss"]
@@ -246,12 +253,7 @@ def test_fit_learns_that_item_i_is_followed_by_i_plus_1(tmp_path, loss, negative
 def test_fit_returns_the_validated_moving_average_of_the_weights(tmp_path):
     # A slow average (decay 0.995 over ~40 steps) lags the raw weights: the figures validated
     # and the model returned must both be the average's.
-    rng = np.random.default_rng(9)
-    rows = _successor_records(400, 10, 30, rng)
-    files = write_shards(pa.Table.from_pylist(rows, schema=SHARD_SCHEMA), tmp_path, 3)
-    held = _successor_records(100, 7, 30, rng)
-    evaluation = validation_set([(r["items"][:-1], r["surfaces"][:-1], r["outcomes"][:-1], r["gaps"][:-1],
-                                  r["items"][-1]) for r in held], max_len=8)
+    files, evaluation = _successor_data(tmp_path, 400, 10, 30, 100, 7, shards=3, seed=9)
     raw = fit(files, _settings(epochs=3), FIRST_ITEM + 30, 1, evaluation)
     averaged = fit(files, _settings(epochs=3, weight_average_decay=0.995), FIRST_ITEM + 30, 1, evaluation)
     model = load_model(averaged["architecture"], averaged["state"])
