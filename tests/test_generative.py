@@ -93,6 +93,30 @@ def test_untrained_model_beam_search_returns_only_existing_items(relative_slots)
     assert np.exp(every_scores).sum(1) == pytest.approx(np.ones(5), abs=1e-4)
 
 
+def test_beam_search_leaves_out_each_users_excluded_items_and_keeps_the_others_scores():
+    torch.manual_seed(0)
+    codes = _sparse_catalogue()
+    trie = build_trie(codes, (8, 8, 8, 1))
+    model = GenerativeRetriever((8, 8, 8, 1), len(codes), max_items=6, dim=16, heads=2, encoder_layers=1,
+                                decoder_layers=1, ff_dim=32, dropout=0.0, codes=codes).eval()
+    rng = np.random.default_rng(4)
+    histories = [rng.integers(0, len(codes), rng.integers(1, 7)).tolist() for _ in range(20)]
+    every, every_scores = beam_search(model, histories, trie, beam_size=64, top_k=40)
+    kept, kept_scores = beam_search(model, histories, trie, beam_size=64, top_k=30, exclude=histories)
+    for user, history in enumerate(histories):
+        offered = ~np.isin(every[user], history)
+        expected = every[user][offered][:30]
+        assert not np.isin(kept[user][kept[user] >= 0], history).any()
+        assert kept[user][:len(expected)].tolist() == expected.tolist()
+        np.testing.assert_allclose(kept_scores[user][:len(expected)], every_scores[user][offered][:30], rtol=1e-5)
+    # Through target_ranks: the target stays rankable even when it was played before, and leaving the
+    # other earlier items out can only lift it.
+    targets = [history[0] for history in histories]
+    with_seen = target_ranks(model, trie, histories, targets, beam_size=64, top_k=40)
+    without = target_ranks(model, trie, histories, targets, beam_size=64, top_k=40, exclude_seen=True)
+    assert np.isfinite(without).all() and (without <= with_seen).all() and (without < with_seen).any()
+
+
 @pytest.mark.parametrize("relative_slots", [False, True])
 def test_the_encoder_is_item_causal_and_reads_order(relative_slots):
     # Training reads every target of a window from one encoder pass: the outputs of the first j

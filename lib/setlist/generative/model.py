@@ -161,10 +161,14 @@ def history_tensor(histories: Sequence[Sequence[int]], max_items: int, device) -
 @torch.no_grad()
 def beam_search(model: GenerativeRetriever, histories: Sequence[Sequence[int]], trie: CodeTrie,
                 beam_size: int = 20, top_k: int = 10, batch_size: int = 256,
-                device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+                device: torch.device | str = "cpu",
+                exclude: Sequence[Sequence[int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each user's ``top_k`` most likely next items, by trie-constrained beam search.
 
-    ``histories``: item rows, oldest first. Returns ([users, top_k] item rows, -1 where fewer
+    ``histories``: item rows, oldest first. ``exclude`` (optional, one per user): item rows the
+    user must not be offered; they are masked at the last level, so no beam is spent on them,
+    and the others keep their scores (the leave-one-out protocols rank a user's earlier items out).
+    Returns ([users, top_k] item rows, -1 where fewer
     than ``top_k`` items exist, and their sequence log-probabilities, best first). At every
     level the codes no item continues are masked before the softmax, so scores are log-
     probabilities under the model restricted to real items and every returned row is an item."""
@@ -177,6 +181,11 @@ def beam_search(model: GenerativeRetriever, histories: Sequence[Sequence[int]], 
         history = history_tensor(histories[start:start + batch_size], model.max_items, device)
         users = history.size(0)
         memory, slots = model.encode(history)
+        banned = None
+        if exclude is not None:
+            banned = torch.zeros(users, model.item_tokens.size(0), dtype=torch.bool, device=device)
+            for row, rows in enumerate(exclude[start:start + batch_size]):
+                banned[row, torch.as_tensor(list(rows), dtype=torch.long, device=device)] = True
         target_slot = (history >= 0).sum(1)
         scores = torch.zeros(users, 1, device=device)
         nodes = torch.zeros(users, 1, dtype=torch.long, device=device)  # prefix ids, -1 = dead beam
@@ -189,6 +198,10 @@ def beam_search(model: GenerativeRetriever, histories: Sequence[Sequence[int]], 
             child = tables[level][nodes.clamp(min=0).reshape(-1)][:, :width]
             allowed = (child >= 0) & (nodes.reshape(-1, 1) >= 0)
             log_p = F.log_softmax(logits.masked_fill(~allowed, float("-inf")), -1).masked_fill(~allowed, float("-inf"))
+            if banned is not None and level == model.depth - 1:  # the last level's children are item rows
+                # Masked after the softmax: an offered item keeps the score it has without exclusion.
+                owner = torch.arange(users, device=device).repeat_interleave(beams)
+                log_p = log_p.masked_fill(banned[owner[:, None], child.clamp(min=0)], float("-inf"))
             total = (scores.reshape(-1, 1) + log_p).reshape(users, beams * width)
             scores, flat = total.topk(min(beam_size, beams * width), dim=1)
             beam, code = flat // width, flat % width

@@ -68,16 +68,19 @@ def length_batches(items: np.ndarray, counted: np.ndarray, batch_size: int, rng:
 
 def target_ranks(model: GenerativeRetriever, trie: CodeTrie, histories: Sequence[Sequence[int]],
                  targets: Sequence[int], beam_size: int, top_k: int | None = None,
-                 device: torch.device | str = "cpu") -> np.ndarray:
+                 device: torch.device | str = "cpu", exclude_seen: bool = False) -> np.ndarray:
     """Item-row histories and targets -> 1-based rank of each target in the beam's list, inf
-    where the beam did not return it."""
-    found, _ = beam_search(model, histories, trie, beam_size, top_k or beam_size, device=device)
+    where the beam did not return it. ``exclude_seen``: the user's earlier items are not
+    offered (the target itself always may be), as setlist.sequential's full-ranking protocol."""
+    exclude = ([set(history) - {target} for history, target in zip(histories, targets)]
+               if exclude_seen else None)
+    found, _ = beam_search(model, histories, trie, beam_size, top_k or beam_size, device=device, exclude=exclude)
     hits = found == np.asarray(targets)[:, None]
     return np.where(hits.any(1), hits.argmax(1) + 1, np.inf).astype(np.float64)
 
 
-def evaluate(model, trie, histories, targets, beam_size: int, device="cpu") -> dict[str, float]:
-    ranks = target_ranks(model, trie, histories, targets, beam_size, device=device)
+def evaluate(model, trie, histories, targets, beam_size: int, device="cpu", exclude_seen: bool = False) -> dict[str, float]:
+    ranks = target_ranks(model, trie, histories, targets, beam_size, device=device, exclude_seen=exclude_seen)
     return rank_metrics(ranks, hr_ks=tuple(k for k in RANK_KS if k <= beam_size))
 
 
@@ -107,7 +110,8 @@ def fit(train_sequences: Sequence[Sequence[int]], codes: SemanticIds, settings: 
     """Train on item-id sequences (oldest first); returns {"state", "architecture", "epochs",
     "best_epoch"}. ``settings``: keys of :class:`~setlist.config.GenerativeConfig` (missing ones
     take its defaults; the whole is validated by it).
-    ``validation``: {"histories": item-id lists, "targets": item ids}; ``validation_users`` of
+    ``validation``: {"histories": item-id lists, "targets": item ids, optionally "exclude_seen":
+    True to rank each user's earlier items out, as :func:`target_ranks`}; ``validation_users`` of
     them (seeded sample) are ranked by beam search after each epoch, and the state of the epoch
     with the best NDCG@10 is kept (the last epoch's without validation), of the weights' moving
     average where ``weight_average_decay`` is set. No epoch starts once
@@ -129,6 +133,7 @@ def fit(train_sequences: Sequence[Sequence[int]], codes: SemanticIds, settings: 
         chosen = np.sort(rng.permutation(len(validation["targets"]))[:settings["validation_users"]])
         val_histories = [codes.rows(validation["histories"][i]) for i in chosen]
         val_targets = codes.rows(np.asarray(validation["targets"])[chosen])
+        exclude_seen = bool(validation.get("exclude_seen", False))
     epochs, best, best_state, stale = [], -1.0, None, 0
     started_fit = time.perf_counter()
     for epoch in range(1, settings["epochs"] + 1):
@@ -146,7 +151,7 @@ def fit(train_sequences: Sequence[Sequence[int]], codes: SemanticIds, settings: 
                **{f"loss_level{level}": value / steps for level, value in enumerate(level_totals)}}
         if validation is not None:
             row.update({f"val_{k}": v for k, v in evaluate(served, trie, val_histories, val_targets,
-                                                            settings["beam_size"], device).items()})
+                                                            settings["beam_size"], device, exclude_seen).items()})
             if row["val_ndcg@10"] > best:
                 best, best_state, stale = row["val_ndcg@10"], copy.deepcopy(served.state_dict()), 0
             else:
