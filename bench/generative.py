@@ -65,6 +65,17 @@ at 45ab81a; validation 0.0675, 870 colliding items) Recall@5 0.0372, Recall@10 0
 NDCG@10 0.0304 (28 epochs at 52 s, best 28, stopped by the budget), beam-30 decoding 216 users/s
 on 1 busy thread. The best Recall@10 so far; TIGER's 0.0648 / 0.0384 still not met, NDCG@10 21 %
 short: the ranking within the beam, not the recall, is what lags.
+Measured 2026-12-08 with the user's earlier items ranked out (S3-Rec's full-ranking protocol, at
+c4bfb5e; --datasets beauty --embedding sequential --sequential-minutes 20 --max-minutes 35
+--cold-minutes 0 --threads 1 --set weight_average_decay=0.998, beside another bench; the
+transformer's validation 0.0731, 870 colliding items): Recall@5 0.0454, Recall@10 0.0713, NDCG@5
+0.0286, NDCG@10 0.0369 (49 epochs at 40 s, best 49, stopped by the budget while still improving);
+the same model with earlier items kept 0.0357 / 0.0626 / 0.0220 / 0.0307. TIGER's Recall@10 0.0648
+met, its NDCG@10 0.0384 not (4 % short). LastFM the same day (--datasets lastfm --max-minutes 15
+--cold-minutes 3 --threads 1, mixed embeddings, 109 collisions): Recall@5 0.0376, Recall@10 0.0706,
+NDCG@5 0.0231, NDCG@10 0.0337 (earlier items kept: 0.0532 / 0.0243; 37 epochs at 22 s, best 37),
+beside bench/sequential.py's 0.0496 on the same split; cold start (50 users) beam alone
+Recall@100 0.14, prefix 1 level 0.20, popularity 0, random 0.0274.
 """
 from __future__ import annotations
 
